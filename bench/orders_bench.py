@@ -1,0 +1,212 @@
+"""Orders created per second through the gateway, and the outbox relay's lag under that load.
+
+Run from the repository root: ``.venv/bin/python -m bench.orders_bench`` (needs Postgres, RabbitMQ,
+wrk). It makes a throwaway database and RabbitMQ vhost, starts users, orders and the gateway as real
+processes, and drives ``POST /api/v1/orders`` with wrk at 32 connections: the full path (JWT check,
+proxy, synchronous user check, insert, outbox). A queue bound to ``events`` takes every order.created.
+The relay's lag (commit to broker confirm) comes from orders' ``outbox_relay_lag_seconds`` histogram;
+the backlog from ``outbox_pending``, sampled during the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import aio_pika
+import httpx
+
+from bench.metrics import buckets, quantile, scrape, value
+from bench.processes import free_port, throwaway_database
+from bench.vhost import throwaway_vhost
+from bench.wrk import run_wrk
+from shared.devstack import COMPONENTS, Stack, write_dev_key
+from shared.events import EXCHANGE
+from shared.settings import DEFAULT_AMQP_URL
+
+ORDER_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"currency":"USD","items":[{"sku":"SKU-1","name":"Widget","quantity":2,"unit_price_cents":1999}]}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def bind_tap(amqp_url: str) -> str:
+    name = f"bench-tap-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(name, durable=True)
+        await queue.bind(exchange, "order.created")
+        await connection.close()
+
+    asyncio.run(run())
+    return name
+
+
+def queue_depth(amqp_url: str, name: str) -> int:
+    async def run() -> int:
+        connection = await aio_pika.connect(amqp_url)
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, durable=True, passive=True)
+        count = queue.declaration_result.message_count or 0
+        await connection.close()
+        return count
+
+    return asyncio.run(run())
+
+
+def token_for(gateway: str) -> str:
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        client.post(
+            "/api/v1/auth/register", json={"email": email, "password": "bench password", "full_name": "Bench"}
+        ).raise_for_status()
+        response = client.post(
+            "/api/v1/auth/token",
+            data={"grant_type": "password", "username": email, "password": "bench password"},
+        )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+
+def sample_pending(orders_url: str, stop: threading.Event, seen: list[float]) -> None:
+    while not stop.wait(0.5):
+        try:
+            seen.append(value(scrape(orders_url), "outbox_pending"))
+        except httpx.HTTPError:
+            continue
+
+
+def run(args: argparse.Namespace) -> int:
+    with ExitStack() as cleanup:
+        workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="orders-bench-")))
+        database_url = cleanup.enter_context(throwaway_database(args.database_url))
+        amqp_url = cleanup.enter_context(throwaway_vhost(args.amqp_url))
+        stack = Stack(
+            database_url=database_url,
+            amqp_url=amqp_url,
+            components=[c for c in COMPONENTS if c.name in ("users", "orders", "gateway")],
+            ports={c.name: free_port() for c in COMPONENTS},
+            env={
+                "USERS_JWT_PRIVATE_KEY_FILE": str(write_dev_key(workdir / "jwt-ed25519.pem")),
+                "LOG_LEVEL": "WARNING",
+                "APP_ENV": "development",
+            },
+            log_dir=workdir / "logs",
+        )
+        cleanup.callback(stack.stop_all)
+        print("preparing and starting users, orders, gateway ...", file=sys.stderr)
+        stack.prepare()
+        stack.start_all()
+        tap = bind_tap(amqp_url)
+        gateway, orders = stack.url("gateway"), stack.url("orders")
+        header = f"Authorization: Bearer {token_for(gateway)}"
+        script = workdir / "order.lua"
+        script.write_text(ORDER_SCRIPT)
+        url = gateway + "/api/v1/orders"
+        run_wrk(
+            url, header, threads=args.threads, connections=args.connections, seconds=3, script=str(script)
+        )
+        rounds = []
+        for round_no in range(1, args.rounds + 1):
+            before = scrape(orders)
+            stop, pending = threading.Event(), [0.0]
+            sampler = threading.Thread(target=sample_pending, args=(orders, stop, pending), daemon=True)
+            sampler.start()
+            result = run_wrk(
+                url,
+                header,
+                threads=args.threads,
+                connections=args.connections,
+                seconds=args.duration,
+                script=str(script),
+            )
+            stop.set()
+            sampler.join()
+            drained_at = time.monotonic()
+            while value(scrape(orders), "outbox_pending") > 0 and time.monotonic() - drained_at < 30:
+                time.sleep(0.1)
+            drain_s = time.monotonic() - drained_at
+            after = scrape(orders)
+            lag_before = buckets(before, "outbox_relay_lag_seconds")
+            lag_after = buckets(after, "outbox_relay_lag_seconds")
+            rounds.append(
+                {
+                    "rps": result.requests_per_second,
+                    "p50": result.p50_ms,
+                    "p99": result.p99_ms,
+                    "lag50": quantile(lag_before, lag_after, 0.5) * 1000,
+                    "lag99": quantile(lag_before, lag_after, 0.99) * 1000,
+                    "pending": max(pending),
+                    "drain": drain_s,
+                }
+            )
+            r = rounds[-1]
+            print(
+                f"round {round_no}: {r['rps']:,.0f} orders/s p50 {r['p50']:.1f} ms p99 {r['p99']:.1f} ms; "
+                f"relay lag p50 {r['lag50']:.1f} ms p99 {r['lag99']:.1f} ms; max pending {r['pending']:.0f}",
+                file=sys.stderr,
+            )
+        created = value(scrape(orders), "outbox_published_total")
+        depth = queue_depth(amqp_url, tap)
+
+        def median(key: str) -> float:
+            return statistics.median(r[key] for r in rounds)
+
+        print(
+            "\n".join(
+                [
+                    f"POST /api/v1/orders through the gateway, wrk -t{args.threads} -c{args.connections} "
+                    f"-d{args.duration}s, median of {args.rounds} rounds (users, orders, gateway: processes)",
+                    "",
+                    "| figure | value | target |",
+                    "|---|---:|---:|",
+                    f"| orders created / s | {median('rps'):,.0f} | >= 300 |",
+                    f"| request p50 / p99 (ms) | {median('p50'):.1f} / {median('p99'):.1f} | |",
+                    f"| relay lag p50 (ms, commit to confirm) | {median('lag50'):.1f} | |",
+                    f"| relay lag p99 (ms) | {median('lag99'):.1f} | < 100 |",
+                    f"| max outbox backlog during a round | {median('pending'):.0f} | no growth |",
+                    f"| seconds to drain after a round | {median('drain'):.2f} | |",
+                    f"| events confirmed / order.created in the tap | {created:,.0f} / {depth:,} | equal |",
+                ]
+            )
+        )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL))
+    args = parser.parse_args()
+    try:
+        return run(args)
+    except (RuntimeError, httpx.HTTPError) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

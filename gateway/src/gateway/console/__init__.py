@@ -1,0 +1,55 @@
+"""``/console``: a small page for people to try the system in a browser (static files, no build step).
+
+It is served by the gateway so that it shares the API's origin: its ``fetch`` calls and its WebSocket
+need no CORS, and the browser keeps the tokens in the page's memory only.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+CONSOLE_URL = "/console"
+_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
+# Everything the page loads comes from here; it talks only to this origin (fetch and WebSocket).
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def console_router() -> APIRouter:
+    """The page and its two assets, read once when the app is built."""
+    folder = files(__package__)
+    assets = {name: (folder.joinpath(name).read_bytes(), media) for name, media in _FILES.items()}
+    router = APIRouter(include_in_schema=False)
+
+    def serve(name: str) -> Response:
+        body, media_type = assets[name]
+        return Response(body, media_type=media_type, headers=_HEADERS)
+
+    @router.get(CONSOLE_URL)
+    async def console() -> Response:
+        """The browser console: register, log in, order, pay, and watch events arrive live."""
+        return serve("index.html")
+
+    @router.get(CONSOLE_URL + "/console.js")
+    async def console_js() -> Response:
+        return serve("console.js")
+
+    @router.get(CONSOLE_URL + "/console.css")
+    async def console_css() -> Response:
+        return serve("console.css")
+
+    return router

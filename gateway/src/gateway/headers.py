@@ -1,0 +1,132 @@
+"""Header rewriting at the proxy boundary: hop-by-hop headers stay on their own hop (RFC 9110 7.6.1)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+Header = tuple[bytes, bytes]
+
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection"}
+)
+# Replaced by the gateway's own values. Expect is dropped because the gateway reads the whole body
+# before calling upstream, so the client's expectation has already been met.
+_REQUEST_REPLACED = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"expect",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+    }
+)
+# Like nginx's proxy_hide_header defaults: the gateway's server writes its own Date, and the upstream's
+# Server header would only tell an attacker what runs behind the gateway.
+_RESPONSE_REPLACED = frozenset({b"date", b"server"})
+
+
+def _connection_tokens(value: bytes) -> frozenset[bytes]:
+    return frozenset(token.strip().lower() for token in value.split(b",") if token.strip())
+
+
+def _is_hop(name: bytes) -> bool:
+    return name in HOP_BY_HOP or name.startswith(b"proxy-")
+
+
+class TrustedProxies:
+    """Peers whose X-Forwarded-For is extended rather than replaced (a load balancer in front)."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self._networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+        self._verdicts: dict[str, bool] = {}
+
+    def __contains__(self, peer: str) -> bool:
+        if not self._networks:
+            return False
+        verdict = self._verdicts.get(peer)
+        if verdict is None:
+            try:
+                address = ipaddress.ip_address(peer)
+            except ValueError:
+                return False
+            verdict = any(address in network for network in self._networks)
+            if len(self._verdicts) > 4096:
+                self._verdicts.clear()
+            self._verdicts[peer] = verdict
+        return verdict
+
+
+@dataclass(slots=True)
+class ForwardedRequest:
+    """What the proxy needs from the client's headers, gathered in one pass."""
+
+    headers: list[Header]
+    authorization: bytes | None
+    content_length: int | None
+    chunked: bool
+
+
+def upstream_request_headers(
+    raw: list[Header], *, request_id: bytes, client_ip: str | None, scheme: str, trusted: TrustedProxies
+) -> ForwardedRequest:
+    """Client headers (ASGI: lower-case names) to send upstream, with X-Forwarded-* and the request id.
+
+    X-Forwarded-For is the peer's address alone unless the peer is a trusted proxy: the gateway is the
+    public entry, and services (login throttling) believe the first address in it.
+    """
+    out: list[Header] = []
+    host = forwarded_for = authorization = connection = None
+    content_length: int | None = None
+    chunked = False
+    for name, value in raw:
+        if name in _REQUEST_REPLACED:
+            if name == b"host":
+                host = value
+            elif name == b"x-forwarded-for":
+                forwarded_for = value
+            elif name == b"content-length":
+                content_length = int(value) if value.isdigit() else None
+            continue
+        if _is_hop(name):
+            if name == b"connection":
+                connection = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            continue
+        if name == b"authorization":
+            authorization = value
+        out.append((name, value))
+    if connection is not None:
+        listed = _connection_tokens(connection)
+        out = [(name, value) for name, value in out if name not in listed]
+    out.append((b"x-request-id", request_id))
+    if client_ip is not None:
+        peer = client_ip.encode("latin-1")
+        if forwarded_for and client_ip in trusted:
+            peer = forwarded_for + b", " + peer
+        out.append((b"x-forwarded-for", peer))
+    out.append((b"x-forwarded-proto", scheme.encode("latin-1")))
+    if host is not None:
+        out.append((b"x-forwarded-host", host))
+    return ForwardedRequest(out, authorization, content_length, chunked)
+
+
+def client_response_headers(raw: list[Header]) -> list[Header]:
+    """Upstream response headers (names already lower-case) for the client, without hop-by-hop ones."""
+    out: list[Header] = []
+    connection: bytes | None = None
+    for name, value in raw:
+        if _is_hop(name):
+            if name == b"connection":
+                connection = value
+            continue
+        if name not in _RESPONSE_REPLACED:
+            out.append((name, value))
+    if connection is not None:
+        listed = _connection_tokens(connection)
+        out = [(name, value) for name, value in out if name not in listed]
+    return out

@@ -1,0 +1,107 @@
+"""Gateway settings: env prefix ``GATEWAY_``; upstream URLs also honour the launcher's ``USERS_URL`` etc."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from shared.middleware import MAX_BODY_BYTES
+from shared.settings import BaseServiceSettings
+
+
+class RouteSpec(BaseModel):
+    """One routing-table entry: ``/a/b`` matches exactly, ``/a/b/*`` matches ``/a/b`` and below."""
+
+    pattern: str
+    upstream: str
+    public: bool = False
+    # Streamed unbuffered with no read timeout (Server-Sent Events).
+    stream: bool = False
+    websocket: bool = False
+
+
+# Contract section 4. Exact public routes come before the prefix that covers them.
+DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(pattern="/api/v1/auth/register", upstream="users", public=True),
+    RouteSpec(pattern="/api/v1/auth/token", upstream="users", public=True),
+    RouteSpec(pattern="/api/v1/auth/revoke", upstream="users", public=True),
+    RouteSpec(pattern="/api/v1/auth/*", upstream="users"),
+    RouteSpec(pattern="/.well-known/jwks.json", upstream="users", public=True),
+    RouteSpec(pattern="/api/v1/users/*", upstream="users"),
+    RouteSpec(pattern="/api/v1/orders/*", upstream="orders"),
+    RouteSpec(pattern="/api/v1/notifications/*", upstream="notification"),
+    RouteSpec(pattern="/api/v1/events/*", upstream="realtime", stream=True),
+    RouteSpec(pattern="/ws", upstream="realtime", websocket=True),
+)
+
+
+def _url(default: str, name: str) -> Any:
+    return Field(default=default, validation_alias=AliasChoices(f"GATEWAY_{name}", name))
+
+
+class GatewaySettings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
+
+    port: int = 8000
+    users_url: str = _url("http://127.0.0.1:8001", "USERS_URL")
+    orders_url: str = _url("http://127.0.0.1:8002", "ORDERS_URL")
+    notification_url: str = _url("http://127.0.0.1:8003", "NOTIFICATION_URL")
+    realtime_url: str = _url("http://127.0.0.1:8004", "REALTIME_URL")
+    # Seconds until the upstream's whole answer (streams: its headers) must have arrived.
+    upstream_timeout: float = 10.0
+    connect_timeout: float = 2.0
+    # Idle keep-alive connections kept per upstream (like nginx's ``keepalive N``); busy ones are not capped.
+    upstream_pool_size: int = 256
+    # Peers (IPs or CIDRs, e.g. a load balancer) whose X-Forwarded-For is extended instead of replaced.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = MAX_BODY_BYTES
+    # Per client address on proxied routes (gateway.ratelimit): 0 is off; needs trusted_proxies behind a
+    # load balancer. The burst defaults to ten seconds' worth.
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    rate_limit_burst: int | None = Field(default=None, ge=1)
+    openapi_ttl: float = 30.0
+    routes: list[RouteSpec] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        # Operators write either a JSON list or "https://a, https://b".
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("users_url", "orders_url", "notification_url", "realtime_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _routes_name_known_upstreams(self) -> GatewaySettings:
+        unknown = {route.upstream for route in self.routes} - set(self.upstream_urls)
+        if unknown:
+            raise ValueError(f"routes name unknown upstreams: {', '.join(sorted(unknown))}")
+        return self
+
+    @property
+    def upstream_urls(self) -> dict[str, str]:
+        return {
+            "users": self.users_url,
+            "orders": self.orders_url,
+            "notification": self.notification_url,
+            "realtime": self.realtime_url,
+        }
+
+    @property
+    def rate_limit_capacity(self) -> int:
+        return self.rate_limit_burst or max(1, self.rate_limit_per_minute // 6)
+
+    @property
+    def jwks_url(self) -> str:
+        return self.users_url + "/.well-known/jwks.json"

@@ -1,0 +1,40 @@
+"""``/console``: a static page on the API's origin, public, self-contained and kept out of the API docs."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+
+def test_the_console_is_served_without_a_token_and_loads_only_its_own_assets(client: httpx.Client) -> None:
+    page = client.get("/console")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    # Works offline: nothing is loaded from another host.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sorted(assets) == ["/console/console.css", "/console/console.js"]
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert response.headers["content-security-policy"] == page.headers["content-security-policy"]
+
+
+def test_the_script_never_writes_markup(client: httpx.Client) -> None:
+    script = client.get("/console/console.js")
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    # Server data reaches the page as text only.
+    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script.text)
+
+
+@pytest.mark.parametrize("path", ["/console/other.js", "/console/__init__.py", "/console/%2e%2e/app.py"])
+def test_nothing_else_is_served_from_the_console_folder(client: httpx.Client, path: str) -> None:
+    assert client.get(path).status_code == 404
+
+
+def test_the_console_is_not_part_of_the_api_description(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p.startswith("/console")]

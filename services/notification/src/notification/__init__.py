@@ -1,0 +1,1 @@
+"""The notification service: in-app notifications and e-mail, fed by events."""

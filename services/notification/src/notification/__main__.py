@@ -1,0 +1,3 @@
+from notification.cli import main
+
+raise SystemExit(main())

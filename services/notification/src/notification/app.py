@@ -1,0 +1,42 @@
+"""The notification service application: in-app notifications and e-mail, fed by events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from notification.notifications import router as notifications
+from notification.resources import open_resources
+from notification.settings import Settings
+from shared.app import create_base_app
+
+DESCRIPTION = "A user's in-app notifications, and the e-mails that go with them; both are fed by events."
+
+TAGS = [{"name": "notifications", "description": "The caller's own notifications"}]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    registry = CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings, registry) as resources:
+            app.state.resources = resources
+            app.state.token_verifier = resources.verifier
+            checks = resources.readiness()
+            app.state.readiness.update(checks)
+            try:
+                yield
+            finally:
+                for name in checks:
+                    app.state.readiness.pop(name, None)
+
+    app = create_base_app(
+        title="notification", description=DESCRIPTION, lifespan=lifespan, registry=registry, openapi_tags=TAGS
+    )
+    app.include_router(notifications.router)
+    return app

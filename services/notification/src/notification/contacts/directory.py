@@ -1,0 +1,64 @@
+"""The users service's ``/internal/users/{id}``: where contacts this service has not seen come from."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from shared.context import current_request_id
+from shared.errors import UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class _InternalUser(BaseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    is_active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    is_active: bool
+
+
+class UsersDirectory:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, service_token: str, timeout: float) -> None:
+        self.client = client
+        self.base_url = base_url
+        self.service_token = service_token
+        self.timeout = timeout
+
+    async def lookup(self, user_id: uuid.UUID) -> DirectoryEntry | None:
+        """The account, or None when the users service says it does not exist.
+
+        Any other answer raises ``UpstreamUnavailable``: the event is retried later rather than
+        handled without the address it needs.
+        """
+        headers = {"X-Service-Token": self.service_token}
+        if request_id := current_request_id():
+            headers["X-Request-ID"] = request_id
+        url = f"{self.base_url}/internal/users/{user_id}"
+        try:
+            response = await self.client.get(url, headers=headers, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"the users service cannot be reached: {type(exc).__name__}") from exc
+        if response.status_code == httpx.codes.NOT_FOUND:
+            return None
+        if response.status_code != httpx.codes.OK:
+            raise UpstreamUnavailable(f"the users service answered {response.status_code} for a user lookup")
+        try:
+            user = _InternalUser.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise UpstreamUnavailable(
+                "the users service answered a user lookup with an unexpected body"
+            ) from exc
+        return DirectoryEntry(user.id, user.email, user.full_name, user.is_active)

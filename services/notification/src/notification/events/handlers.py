@@ -1,0 +1,186 @@
+"""What each event does here; every handler runs inside the consumer's transaction (inbox included).
+
+Effects are rows only: the notification (with its notification.created outbox row) and a pending
+e-mail. Both are keyed by the event id, so a redelivered event can never add a second one, even if
+the inbox row were gone. SMTP is never spoken here: the sender does that after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification.contacts import service as contacts
+from notification.contacts.directory import UsersDirectory
+from notification.contacts.models import Contact
+from notification.email import templates
+from notification.email.outbound import enqueue
+from notification.events import wording
+from notification.notifications import service as notifications
+from shared.consumer import Handler
+from shared.db import UnitOfWork
+from shared.events import (
+    Event,
+    NotificationRequested,
+    OrderCreated,
+    OrderStatusChanged,
+    UserDeactivated,
+    UserRegistered,
+    event_type_name,
+)
+
+log = logging.getLogger(__name__)
+
+Render = Callable[[Contact], templates.RenderedEmail]
+
+
+class EventHandlers:
+    def __init__(
+        self, *, directory: UsersDirectory, public_url: str, email_order_statuses: list[str]
+    ) -> None:
+        self.directory = directory
+        self.public_url = public_url
+        self.email_order_statuses = frozenset(email_order_statuses)
+
+    def mapping(self) -> Mapping[str, Handler]:
+        """Event type -> handler, for the consumer (and its queue bindings)."""
+        return {
+            event_type_name(UserRegistered): self.user_registered,
+            event_type_name(UserDeactivated): self.user_deactivated,
+            event_type_name(OrderCreated): self.order_created,
+            event_type_name(OrderStatusChanged): self.order_status_changed,
+            event_type_name(NotificationRequested): self.notification_requested,
+        }
+
+    async def user_registered(self, event: Event, uow: UnitOfWork) -> None:
+        assert isinstance(event, UserRegistered)
+        user = event.data
+        session = uow.session
+        await contacts.remember(session, user.user_id, user.email, user.full_name)
+        await notifications.create_once(
+            session,
+            user_id=user.user_id,
+            type="welcome",
+            title=f"Welcome, {user.full_name}!",
+            body="Your account is ready. We will let you know here whenever one of your orders moves.",
+            data={"email": user.email},
+            source_event_id=event.id,
+        )
+        # To the address in the event: that is the one that just registered.
+        rendered = templates.welcome(full_name=user.full_name, email=user.email, public_url=self.public_url)
+        await enqueue(
+            session, source_event_id=event.id, user_id=user.user_id, recipient=user.email, rendered=rendered
+        )
+
+    async def user_deactivated(self, event: Event, uow: UnitOfWork) -> None:
+        """Forget the contact: a later e-mail asks users, which says the account is inactive."""
+        assert isinstance(event, UserDeactivated)
+        await contacts.forget(uow.session, event.data.user_id)
+
+    async def order_created(self, event: Event, uow: UnitOfWork) -> None:
+        assert isinstance(event, OrderCreated)
+        order = event.data
+        text = wording.order_created(order.order_id, order.total_cents, order.currency, len(order.items))
+        data: dict[str, Any] = {
+            "order_id": str(order.order_id),
+            "status": order.status,
+            "total_cents": order.total_cents,
+            "currency": order.currency,
+        }
+        await notifications.create_once(
+            uow.session,
+            user_id=order.user_id,
+            type="order_created",
+            title=text.title,
+            body=text.body,
+            data=data,
+            source_event_id=event.id,
+        )
+        if order.status in self.email_order_statuses:
+            total = wording.money(order.total_cents, order.currency)
+            await self._email(
+                uow.session,
+                event,
+                order.user_id,
+                self._order_email(order.order_id, order.status, text, total),
+            )
+
+    async def order_status_changed(self, event: Event, uow: UnitOfWork) -> None:
+        assert isinstance(event, OrderStatusChanged)
+        change = event.data
+        text = wording.order_status_changed(change.order_id, change.to_status)
+        data: dict[str, Any] = {
+            "order_id": str(change.order_id),
+            "from_status": change.from_status,
+            "to_status": change.to_status,
+        }
+        await notifications.create_once(
+            uow.session,
+            user_id=change.user_id,
+            type="order_status_changed",
+            title=text.title,
+            body=text.body,
+            data=data,
+            source_event_id=event.id,
+        )
+        if change.to_status in self.email_order_statuses:
+            await self._email(
+                uow.session,
+                event,
+                change.user_id,
+                self._order_email(change.order_id, change.to_status, text, None),
+            )
+
+    async def notification_requested(self, event: Event, uow: UnitOfWork) -> None:
+        assert isinstance(event, NotificationRequested)
+        request = event.data
+        if "in_app" in request.channels:
+            await notifications.create_once(
+                uow.session,
+                user_id=request.user_id,
+                type="message",
+                title=request.title,
+                body=request.body,
+                data=request.data,
+                source_event_id=event.id,
+            )
+        if "email" in request.channels:
+
+            def render(contact: Contact) -> templates.RenderedEmail:
+                return templates.message(full_name=contact.full_name, title=request.title, body=request.body)
+
+            await self._email(uow.session, event, request.user_id, render)
+
+    def _order_email(
+        self, order_id: uuid.UUID, status: str, text: wording.Wording, total: str | None
+    ) -> Render:
+        def render(contact: Contact) -> templates.RenderedEmail:
+            return templates.order_status(
+                full_name=contact.full_name,
+                subject=f"{text.title}: order {wording.short_id(order_id)}",
+                headline=text.body,
+                order_id=str(order_id),
+                status=status,
+                total=total,
+                public_url=self.public_url,
+            )
+
+        return render
+
+    async def _email(self, session: AsyncSession, event: Event, user_id: uuid.UUID, render: Render) -> None:
+        """Queue an e-mail to the user; raises (and so retries the event) when users cannot answer."""
+        contact = await contacts.find(session, self.directory, user_id)
+        if contact is None:
+            log.warning("no address to e-mail", extra={"event_id": str(event.id), "user_id": str(user_id)})
+            return
+        await enqueue(
+            session,
+            source_event_id=event.id,
+            user_id=user_id,
+            recipient=contact.email,
+            rendered=render(contact),
+        )

@@ -1,0 +1,64 @@
+"""The orders service application: orders, their state machine, idempotent creation."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from orders.order.router import router as orders_router
+from orders.resources import Metrics, open_resources
+from orders.settings import Settings
+from orders.upstream.users import check_users
+from orders.workers import running_workers
+from shared.app import create_base_app
+from shared.db import ping
+
+DESCRIPTION = (
+    "Orders and their state machine (pending, paid, shipped, delivered; cancelled), idempotent "
+    "creation, and an account check against the users service before anything is stored."
+)
+
+TAGS = [{"name": "orders", "description": "Orders of the caller; admins see and move everyone's"}]
+
+READINESS = ("database", "broker", "users")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with (
+            open_resources(settings, metrics) as resources,
+            running_workers(resources, metrics) as workers,
+        ):
+            app.state.resources = resources
+            app.state.token_verifier = resources.verifier
+            app.state.readiness.update(
+                {
+                    "database": functools.partial(ping, resources.engine),
+                    "broker": workers.consumer.check,
+                    "users": functools.partial(check_users, resources.http, settings.jwks_url),
+                }
+            )
+            try:
+                yield
+            finally:
+                for name in READINESS:
+                    app.state.readiness.pop(name, None)
+
+    app = create_base_app(
+        title="orders",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        registry=registry,
+        openapi_tags=TAGS,
+    )
+    app.include_router(orders_router)
+    return app

@@ -1,0 +1,23 @@
+"""Events from other services that change orders. Each runs in the consumer's transaction, which
+also records the event in the inbox, so a redelivered event changes nothing twice."""
+
+from __future__ import annotations
+
+import logging
+
+from orders.order import service
+from shared.db import UnitOfWork
+from shared.events import Event, UserDeactivated
+
+log = logging.getLogger(__name__)
+
+
+async def on_user_deactivated(event: Event, uow: UnitOfWork) -> None:
+    """A deactivated account's pending orders are cancelled; paid ones are left for a person to decide."""
+    if not isinstance(event, UserDeactivated):
+        raise TypeError(f"expected user.deactivated, got {event.type}")
+    cancelled = await service.cancel_pending_of_user(uow.session, event.data.user_id)
+    log.info(
+        "cancelled the pending orders of a deactivated user",
+        extra={"user_id": str(event.data.user_id), "cancelled": cancelled},
+    )

@@ -1,0 +1,93 @@
+"""Everything the lifespan builds, in one place, and the order it is torn down in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client import CollectorRegistry, Gauge
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from orders.order.gate import TransitionGate
+from orders.settings import SCHEMA, Settings
+from orders.upstream.breaker import CircuitBreaker, breaker_gauge
+from orders.upstream.users import RetryPolicy, UsersClient
+from shared.auth import JwksKeySource, TokenVerifier
+from shared.consumer import ConsumerMetrics
+from shared.db import make_engine, make_sessionmaker
+from shared.http import UpstreamPool
+from shared.outbox import OutboxMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Registered once per app, so a second lifespan of the same app reuses them."""
+
+    breaker_state: Gauge
+    outbox: OutboxMetrics
+    consumer: ConsumerMetrics
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        return cls(
+            breaker_state=breaker_gauge(registry),
+            outbox=OutboxMetrics.create(registry),
+            consumer=ConsumerMetrics.create(registry),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    # The same pool in autocommit: a write that is one statement needs no BEGIN/COMMIT round trips.
+    single_statements: AsyncEngine
+    http: httpx.AsyncClient
+    users: UsersClient
+    verifier: TokenVerifier
+    gate: TransitionGate
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
+    engine = make_engine(settings.service_database_url(), schema=SCHEMA)
+    # The account check, once per order, on the hot-path client; each call sets its own timeout.
+    users_pool = UpstreamPool(settings.users_base_url, connect_timeout=settings.users_timeout)
+    try:
+        # The cold paths (the JWKS every token check depends on, readiness) on httpx.
+        async with httpx.AsyncClient(timeout=settings.users_timeout) as http:
+            breaker = CircuitBreaker(
+                "users",
+                failure_threshold=settings.breaker_failure_threshold,
+                reset_timeout=settings.breaker_reset_timeout,
+                gauge=metrics.breaker_state,
+            )
+            users = UsersClient(
+                users_pool,
+                service_token=settings.users_service_token.get_secret_value(),
+                breaker=breaker,
+                timeout=settings.users_timeout,
+                retry=RetryPolicy(retries=settings.users_retries, backoff=settings.users_retry_backoff),
+            )
+            # Every access token is verified here again, against the issuer's published keys.
+            verifier = TokenVerifier(
+                JwksKeySource(settings.jwks_url, http),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            )
+            yield Resources(
+                settings=settings,
+                engine=engine,
+                sessions=make_sessionmaker(engine),
+                single_statements=engine.execution_options(isolation_level="AUTOCOMMIT"),
+                http=http,
+                users=users,
+                verifier=verifier,
+                gate=TransitionGate(),
+            )
+    finally:
+        users_pool.close()
+        await engine.dispose()

@@ -1,0 +1,106 @@
+"""Configuration of the orders service: ``ORDERS_*`` variables plus the project-wide ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.bootstrap import ServiceDatabase
+from shared.settings import BaseServiceSettings, with_credentials
+
+SCHEMA = "orders"
+
+# The users service accepts this on /internal/* only outside production; production refuses it here too.
+DEV_USERS_SERVICE_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default
+
+# The contract promises replays for at least a day; a shorter setting would silently break that.
+MIN_IDEMPOTENCY_RETENTION = timedelta(hours=24)
+
+
+def _seconds(value: Any) -> Any:
+    """``3600`` from the environment means seconds; ISO 8601 durations (``PT1H``) work too."""
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        return float(value)
+    return value
+
+
+class Settings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERS_")
+
+    port: int = 8002
+
+    # The service logs in as its own role, which owns schema ``orders`` and nothing else.
+    db_role: str = "orders_svc"
+    db_password: SecretStr | None = None
+    service_url: str | None = Field(default=None, validation_alias=AliasChoices("ORDERS_DATABASE_URL"))
+
+    # Where users listens. Unset: the local users service on the launcher's USERS_PORT.
+    users_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ORDERS_USERS_URL", "USERS_URL")
+    )
+    users_port: int = Field(default=8001, validation_alias=AliasChoices("USERS_PORT"))
+    # Presented in ``X-Service-Token`` on users' /internal/* endpoints.
+    users_service_token: SecretStr = SecretStr(DEV_USERS_SERVICE_TOKEN)
+    # Per attempt; connect errors and 5xx answers are retried at most ``users_retries`` times.
+    users_timeout: float = Field(default=2.0, gt=0)
+    users_retries: int = Field(default=2, ge=0, le=5)
+    users_retry_backoff: float = Field(default=0.05, ge=0)
+    # Consecutive failed calls that open the breaker, and how long it stays open before a trial call.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_timeout: float = Field(default=10.0, gt=0)
+
+    idempotency_retention: timedelta = timedelta(hours=48)
+    purge_interval: float = Field(default=3600.0, gt=0)
+
+    _durations = field_validator("idempotency_retention", mode="before")(_seconds)
+
+    @field_validator("idempotency_retention")
+    @classmethod
+    def _at_least_a_day(cls, value: timedelta) -> timedelta:
+        if value < MIN_IDEMPOTENCY_RETENTION:
+            raise ValueError("idempotency keys must be kept at least 24 hours")
+        return value
+
+    @model_validator(mode="after")
+    def _normalise_users_url(self) -> Settings:
+        if self.users_url is not None:
+            self.users_url = self.users_url.rstrip("/")
+            parts = urlsplit(self.users_url)
+            # The account check's client (shared.http) speaks plain HTTP to a host and port, no more.
+            if parts.scheme != "http" or not parts.hostname or parts.path or parts.query:
+                raise ValueError(f"ORDERS_USERS_URL must be http://host:port, not {self.users_url!r}")
+        return self
+
+    @property
+    def users_base_url(self) -> str:
+        return self.users_url or f"http://127.0.0.1:{self.users_port}"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.users_base_url}/.well-known/jwks.json"
+
+    def secret_fields(self) -> dict[str, SecretStr | None]:
+        secrets: dict[str, SecretStr | None] = {}
+        if self.service_url is None:
+            secrets["ORDERS_DB_PASSWORD"] = self.db_password
+        # The development default is public knowledge, so it counts as unset.
+        token = self.users_service_token
+        secrets["ORDERS_USERS_SERVICE_TOKEN"] = (
+            None if token.get_secret_value() == DEV_USERS_SERVICE_TOKEN else token
+        )
+        return secrets
+
+    def service_database_url(self) -> str:
+        """Where the service connects: ORDERS_DATABASE_URL, else DATABASE_URL with the service role."""
+        if self.service_url:
+            return self.service_url
+        password = self.db_password.get_secret_value() if self.db_password else None
+        return with_credentials(self.database_url, self.db_role, password)
+
+    def service_database(self) -> ServiceDatabase:
+        password = self.db_password.get_secret_value() if self.db_password else None
+        return ServiceDatabase(schema=SCHEMA, role=self.db_role, password=password)

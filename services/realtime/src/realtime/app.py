@@ -1,0 +1,60 @@
+"""The realtime service application: each user's event stream over WebSocket and SSE."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.routing import WebSocketRoute
+
+from realtime.delivery import sse
+from realtime.delivery.websocket import websocket_endpoint
+from realtime.resources import Metrics, open_resources
+from realtime.settings import Settings
+from realtime.workers import running_workers
+from shared.app import create_base_app
+from shared.db import ping
+
+DESCRIPTION = (
+    "Every user's events (orders, notifications), live and replayable by offset, over WebSocket "
+    "(`GET /ws`) and Server-Sent Events, on any replica."
+)
+
+TAGS = [{"name": "events", "description": "The caller's event stream"}]
+
+READINESS = ("database", "broker", "listener")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings, metrics) as resources, running_workers(resources) as workers:
+            app.state.realtime = resources.runtime
+            app.state.token_verifier = resources.runtime.verifier
+            app.state.readiness.update(
+                {
+                    "database": functools.partial(ping, resources.engine),
+                    "broker": workers.consumer.check,
+                    "listener": workers.listener.check,
+                }
+            )
+            try:
+                yield
+            finally:
+                for name in READINESS:
+                    app.state.readiness.pop(name, None)
+
+    app = create_base_app(
+        title="realtime", description=DESCRIPTION, lifespan=lifespan, registry=registry, openapi_tags=TAGS
+    )
+    app.include_router(sse.router)
+    # A plain Starlette route: FastAPI's dependency machinery would cost memory on every connection.
+    app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint, name="events_ws"))
+    return app

@@ -1,0 +1,55 @@
+"""Who is connecting and from where they resume: the checks both transports make before streaming."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers, QueryParams
+
+from shared.auth import Principal, TokenVerifier, bearer_token
+from shared.errors import Unauthorized, ValidationFailed
+
+MAX_OFFSET = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user_id: uuid.UUID
+    expires_at: int
+
+
+def presented_token(headers: Headers, query: QueryParams) -> str | None:
+    """``Authorization: Bearer`` first; ``?token=`` for browsers, which cannot set headers on WebSocket."""
+    return bearer_token(headers.get("authorization")) or (query.get("token") or None)
+
+
+async def verify(verifier: TokenVerifier, token: str | None) -> Caller:
+    """The caller behind ``token``, or ``Unauthorized`` (missing, malformed, expired, wrong key...)."""
+    if token is None:
+        raise Unauthorized("An access token is required.", error=None)
+    principal: Principal = await verifier.verify(token)
+    try:
+        user_id = uuid.UUID(principal.user_id)
+    except ValueError as exc:
+        raise Unauthorized("The access token's subject is not a user id.") from exc
+    return Caller(user_id=user_id, expires_at=principal.expires_at)
+
+
+def parse_since(value: str | None, *, source: str) -> int | None:
+    """A resume offset: a non-negative integer, or None when the client gave none."""
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip()
+    if not text.isdigit() or int(text) > MAX_OFFSET:
+        raise ValidationFailed(
+            f"{source} must be a non-negative integer offset.",
+            [
+                {
+                    "loc": ["query" if source == "since" else "header", source],
+                    "msg": "not an offset",
+                    "type": "int",
+                }
+            ],
+        )
+    return int(text)

@@ -1,0 +1,104 @@
+"""``GET /api/v1/events/stream``: the same stream as Server-Sent Events.
+
+``id: <offset>``, ``event: <event type>``, ``data: <event frame JSON>``; a ``ready`` event (no id, so a
+browser's Last-Event-ID is not touched) after the replay; a comment line every
+``REALTIME_SSE_PING_INTERVAL`` seconds. SSE has no close codes: a client that cannot keep up, or whose
+token expires, sees the stream end and reconnects with ``Last-Event-ID`` (and a fresh token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from realtime.delivery.access import Caller, parse_since, presented_token, verify
+from realtime.delivery.subscriber import Subscriber
+from realtime.runtime import Runtime, runtime_of
+from realtime.streams.frames import Frame, ready_text
+from realtime.streams.store import DATABASE_ERRORS
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["events"])
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+
+class SseSubscriber(Subscriber):
+    __slots__ = ("expires_at", "wakeup")
+
+    transport = "sse"
+
+    def __init__(self, caller: Caller, limit: int) -> None:
+        super().__init__(caller.user_id, limit)
+        self.wakeup = asyncio.Event()
+        self.expires_at = caller.expires_at
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+
+def _event(frame: Frame) -> ServerSentEvent:
+    return ServerSentEvent(data=frame.text, id=str(frame.offset), event=frame.event)
+
+
+async def _stream(sub: SseSubscriber, since: int | None, runtime: Runtime) -> AsyncIterator[ServerSentEvent]:
+    hub, store, metrics = runtime.hub, runtime.store, runtime.sse_metrics
+    hub.add(sub)  # before the replay reads the store: nothing stored meanwhile can slip between
+    sub.arm_expiry(sub.expires_at)
+    try:
+        replay = await store.replay(sub.user_id, since)
+        for frame in replay.frames:
+            yield _event(frame)
+            sub.sent(frame)
+            metrics.replayed.inc()
+        yield ServerSentEvent(data=ready_text(replay.latest, recovered=replay.recovered), event="ready")
+        metrics.ready.inc()
+        sub.go_live(replay.latest)
+        while not sub.closing:
+            await sub.wakeup.wait()
+            sub.wakeup.clear()
+            while sub.pending and not sub.closing:
+                for item in await sub.resolve(sub.pending.popleft(), store):
+                    yield _event(item)
+                    sub.sent(item)
+                    metrics.events.inc()
+                    metrics.lag.observe(max(0.0, time.time() - item.ts))
+    except DATABASE_ERRORS:
+        # Ending the stream makes the browser reconnect with Last-Event-ID: nothing is lost.
+        log.warning("SSE stream ended: the store could not be read", exc_info=True)
+    finally:
+        hub.remove(sub)
+        sub.disarm()
+        metrics.closed(sub.close_label)
+
+
+@router.get(
+    "/api/v1/events/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "The caller's event stream"}},
+)
+async def event_stream(
+    request: Request,
+    runtime: RuntimeDep,
+    since: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Resume after this offset")] = None,
+    last_event_id: Annotated[str | None, Header(description="Resume after this offset (wins)")] = None,
+) -> EventSourceResponse:
+    """The caller's events as Server-Sent Events, resuming from Last-Event-ID or ?since=."""
+    caller = await verify(runtime.verifier, presented_token(request.headers, request.query_params))
+    resume = parse_since(last_event_id, source="Last-Event-ID")
+    if resume is None:
+        resume = since
+    settings = runtime.settings
+    sub = SseSubscriber(caller, settings.send_queue_size)
+    return EventSourceResponse(
+        _stream(sub, resume, runtime),
+        ping=settings.sse_ping_interval,
+        send_timeout=settings.sse_send_timeout,
+    )

@@ -1,0 +1,188 @@
+"""``GET /ws``: the WebSocket stream.
+
+Per connection there is the ASGI task (it replays, then reads the client's frames), a writer task that
+exists only while frames are waiting, two timer handles (ping, token expiry) and a small bounded deque.
+No reader/writer task pair, no per-connection buffer beyond what the transport needs: an idle
+connection costs a few kilobytes, so 10,000 fit in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import orjson
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from realtime.delivery.access import Caller, parse_since, presented_token, verify
+from realtime.delivery.subscriber import (
+    CLOSE_FORBIDDEN,
+    CLOSE_INTERNAL,
+    CLOSE_TOKEN_EXPIRED,
+    Subscriber,
+)
+from realtime.runtime import Runtime, runtime_of
+from realtime.streams.frames import PING, Frame, ready_text
+from realtime.streams.store import DATABASE_ERRORS
+from shared.errors import AppError, Unauthorized, ValidationFailed, problem_response
+
+log = logging.getLogger(__name__)
+
+# What a send may raise once the client is gone (uvicorn's ClientDisconnected is an OSError).
+SEND_ERRORS: tuple[type[BaseException], ...] = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+class WebSocketSubscriber(Subscriber):
+    __slots__ = ("_ping", "_writer", "expires_at", "runtime", "websocket")
+
+    transport = "ws"
+
+    def __init__(self, websocket: WebSocket, caller: Caller, runtime: Runtime) -> None:
+        super().__init__(caller.user_id, runtime.settings.send_queue_size)
+        self.websocket = websocket
+        self.runtime = runtime
+        self._writer: asyncio.Task[None] | None = None
+        self._ping: asyncio.TimerHandle | None = None
+        self.expires_at = caller.expires_at
+
+    def wake(self) -> None:
+        if self._writer is None and self.live:
+            self._writer = asyncio.get_running_loop().create_task(self._flush())
+
+    async def serve(self, since: int | None) -> None:
+        hub, metrics = self.runtime.hub, self.runtime.ws_metrics
+        hub.add(self)  # before the replay reads the store: nothing stored meanwhile can slip between
+        self.arm_expiry(self.expires_at)
+        latest = since or 0
+        try:
+            try:
+                replay = await self.runtime.store.replay(self.user_id, since)
+            except DATABASE_ERRORS:
+                log.warning("replay failed", exc_info=True)
+                self.close(CLOSE_INTERNAL, "stream unavailable, reconnect")
+            else:
+                latest = replay.latest
+                for frame in replay.frames:
+                    if self.closing:
+                        break
+                    await self.websocket.send_text(frame.text)
+                    self.sent(frame)
+                    metrics.replayed.inc()
+                if not self.closing:
+                    await self.websocket.send_text(ready_text(latest, recovered=replay.recovered))
+                    metrics.ready.inc()
+            self.go_live(latest)
+            self._schedule_ping()
+            await self._read_client()
+        except SEND_ERRORS:
+            # The client left during the replay; nothing is left to tell it.
+            log.debug("client left during replay")
+        finally:
+            hub.remove(self)
+            self._stop()
+            metrics.closed(self.close_label)
+
+    async def _read_client(self) -> None:
+        """Until the client or the server closes: pongs are welcome, refresh frames renew the token."""
+        # uvicorn enforces REALTIME_WS_MAX_MESSAGE_SIZE (close 1009) before a message gets here.
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text:
+                await self._on_client_frame(text)
+
+    async def _on_client_frame(self, text: str) -> None:
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return  # not ours to interpret; a client's garbage does not end its stream
+        if not isinstance(frame, dict) or frame.get("type") != "refresh":
+            return
+        token = frame.get("token")
+        try:
+            caller = await verify(self.runtime.verifier, token if isinstance(token, str) else None)
+        except Unauthorized:
+            self.close(CLOSE_TOKEN_EXPIRED, "invalid token")
+            return
+        if caller.user_id != self.user_id:
+            self.close(CLOSE_FORBIDDEN, "token of another user")
+            return
+        self.arm_expiry(caller.expires_at)
+
+    async def _flush(self) -> None:
+        """The writer: drains the queue, then ends; the next ``offer`` starts a new one."""
+        try:
+            while self.close_code is None and self.pending:
+                frame = self.pending.popleft()
+                for item in await self.resolve(frame, self.runtime.store):
+                    if self.close_code is not None:
+                        break
+                    await self.websocket.send_text(item.text)
+                    self._count(item)
+                    self.sent(item)
+            if self.close_code is not None:
+                await self.websocket.close(self.close_code, self.close_reason)
+        except SEND_ERRORS:
+            # Gone: uvicorn hands the ASGI task a disconnect, and that task cleans up.
+            log.debug("client left while frames were being sent")
+        except DATABASE_ERRORS:
+            log.warning("could not read missed frames", exc_info=True)
+            self._writer = None
+            self.close(CLOSE_INTERNAL, "stream unavailable, reconnect")
+            return
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
+
+    def _count(self, frame: Frame) -> None:
+        metrics = self.runtime.ws_metrics
+        if frame.is_event:
+            metrics.events.inc()
+            metrics.lag.observe(max(0.0, time.time() - frame.ts))
+        else:
+            metrics.pings.inc()
+
+    def _schedule_ping(self) -> None:
+        self._ping = asyncio.get_running_loop().call_later(self.runtime.settings.ping_interval, self._tick)
+
+    def _tick(self) -> None:
+        if self.close_code is None:
+            self.offer(PING)
+            self._schedule_ping()
+
+    def _stop(self) -> None:
+        self.disarm()
+        if self._ping is not None:
+            self._ping.cancel()
+        writer, self._writer = self._writer, None
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """The caller's event stream over WebSocket (contract section 4)."""
+    runtime = runtime_of(websocket)
+    try:
+        caller = await verify(runtime.verifier, presented_token(websocket.headers, websocket.query_params))
+        since = parse_since(websocket.query_params.get("since"), source="since")
+    except (Unauthorized, ValidationFailed) as exc:
+        await websocket.send_denial_response(_problem(exc, websocket.url.path))
+        return
+    await websocket.accept()
+    await WebSocketSubscriber(websocket, caller, runtime).serve(since)
+
+
+def _problem(exc: AppError, path: str) -> Response:
+    return problem_response(
+        exc.status,
+        headers=exc.headers,
+        title=exc.title,
+        detail=exc.detail,
+        type_slug=exc.type_slug,
+        instance=path,
+        errors=exc.errors if isinstance(exc, ValidationFailed) else None,
+    )

@@ -1,0 +1,71 @@
+"""Everything the lifespan builds, in one place, and the order it is torn down in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from realtime.delivery.hub import Hub
+from realtime.metrics import RealtimeMetrics, TransportMetrics
+from realtime.runtime import Runtime
+from realtime.settings import SCHEMA, Settings
+from realtime.streams.store import StreamStore
+from shared.auth import JwksKeySource, TokenVerifier
+from shared.consumer import ConsumerMetrics
+from shared.db import make_engine, make_sessionmaker
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Registered once per app, so a second lifespan of the same app reuses them."""
+
+    realtime: RealtimeMetrics
+    consumer: ConsumerMetrics
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        return cls(realtime=RealtimeMetrics.create(registry), consumer=ConsumerMetrics.create(registry))
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    metrics: Metrics
+    runtime: Runtime
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
+    engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            # Tokens are verified here against the issuer's published keys, as every service does.
+            verifier = TokenVerifier(
+                JwksKeySource(settings.jwks_url, http),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            )
+            store = StreamStore(engine)
+            yield Resources(
+                settings=settings,
+                engine=engine,
+                sessions=make_sessionmaker(engine),
+                metrics=metrics,
+                runtime=Runtime(
+                    settings=settings,
+                    verifier=verifier,
+                    store=store,
+                    hub=Hub(store, metrics.realtime),
+                    ws_metrics=TransportMetrics.bind(metrics.realtime, "ws"),
+                    sse_metrics=TransportMetrics.bind(metrics.realtime, "sse"),
+                ),
+            )
+    finally:
+        await engine.dispose()

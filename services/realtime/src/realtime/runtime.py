@@ -1,0 +1,28 @@
+"""What the endpoints reach through ``app.state.realtime``: built by the lifespan, one per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from realtime.delivery.hub import Hub
+from realtime.metrics import TransportMetrics
+from realtime.settings import Settings
+from realtime.streams.store import StreamStore
+from shared.auth import TokenVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    verifier: TokenVerifier
+    store: StreamStore
+    hub: Hub
+    ws_metrics: TransportMetrics
+    sse_metrics: TransportMetrics
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    runtime: Runtime = connection.app.state.realtime
+    return runtime

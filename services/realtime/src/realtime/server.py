@@ -1,0 +1,40 @@
+"""Run the service under uvicorn, tuned for many long-lived WebSocket connections.
+
+Like ``shared.server.serve`` (same logging, graceful shutdown and HTTP settings), plus what uvicorn
+leaves at defaults that cost memory per connection: per-message compression off (a zlib context each
+way is tens of KiB), a small maximum client message, the sans-I/O WebSocket protocol (timer-driven
+keepalive, no tasks of its own per connection) and a deeper accept backlog for reconnect storms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from realtime.settings import Settings
+from shared.server import serve as shared_serve
+from shared.server import uvicorn_options
+
+
+def websocket_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.ws_max_message_size,
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": settings.ws_keepalive_interval,
+        "ws_ping_timeout": settings.ws_keepalive_timeout,
+        "backlog": 4096,
+    }
+
+
+def uvicorn_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    options = uvicorn_options(settings, port=settings.port, **websocket_options(settings))
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    # On SIGTERM uvicorn closes every WebSocket with 1012, drains, then runs the lifespan shutdown.
+    shared_serve(app, settings, service="realtime", port=settings.port, **websocket_options(settings))

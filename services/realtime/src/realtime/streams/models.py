@@ -1,0 +1,53 @@
+"""Tables of the realtime schema: each user's stream, its offset counter, the consumer's inbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from realtime.settings import SCHEMA
+from shared.consumer import inbox_table
+from shared.db import schema_metadata
+
+METADATA = schema_metadata(SCHEMA)
+
+# One row per user: the last offset handed out. Incremented in the storing transaction, so the row lock
+# serialises concurrent writers of one user (on any replica) and offsets are gapless; it outlives
+# trimming, so offsets never restart.
+USER_OFFSETS = Table(
+    "user_offsets",
+    METADATA,
+    Column("user_id", Uuid, nullable=False),
+    Column("last_offset", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id", name="pk_user_offsets"),
+)
+
+STREAM_EVENTS = Table(
+    "stream_events",
+    METADATA,
+    Column("user_id", Uuid, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("data", JSONB, nullable=False),
+    # When the event happened (its ``occurred_at``): the frame's ``ts``.
+    Column("ts", DateTime(timezone=True), nullable=False),
+    # When it was stored here: what retention by age looks at.
+    Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("user_id", "offset", name="pk_stream_events"),
+    UniqueConstraint("event_id", name="uq_stream_events_event_id"),
+    Index("ix_stream_events_stored_at", "stored_at"),
+)
+
+INBOX = inbox_table(METADATA)

@@ -1,0 +1,262 @@
+"""Test support (like ``shared.testing``): a stand-in token issuer, an event publisher, a server runner.
+
+The stand-in serves a JWKS for a test Ed25519 key under a real uvicorn server, so realtime verifies the
+tokens minted here exactly as it verifies real ones (no monkeypatching). The publisher puts catalogue
+events on the ``events`` exchange as the producers' outbox relays do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aio_pika
+import jwt
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from jwt.algorithms import OKPAlgorithm
+from websockets.asyncio.client import ClientConnection, connect
+
+from realtime.settings import Settings
+from shared.events import (
+    EXCHANGE,
+    Event,
+    NotificationCreated,
+    NotificationCreatedData,
+    OrderCreated,
+    OrderCreatedData,
+    OrderItem,
+    OrderStatusChanged,
+    OrderStatusChangedData,
+)
+
+KID = "realtime-test-key"
+ISSUER = "http://users"
+AUDIENCE = "api"
+
+
+@dataclass
+class IssuerStandIn:
+    """The users service as realtime sees it: a JWKS, and tokens signed with its key."""
+
+    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    kid: str = KID
+
+    def jwks(self) -> dict[str, Any]:
+        public = OKPAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        public.update({"kid": self.kid, "alg": "EdDSA", "use": "sig"})
+        return {"keys": [public]}
+
+    def token(self, user_id: uuid.UUID, *, ttl: float = 300, **claims: Any) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": str(user_id),
+            "iat": now,
+            "exp": int(now + ttl),
+            "jti": uuid.uuid4().hex,
+            "roles": ["user"],
+            **claims,
+        }
+        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/.well-known/jwks.json")
+        async def jwks() -> dict[str, Any]:
+            return self.jwks()
+
+        return app
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same configuration as environment variables, for a replica started as a process."""
+    return {
+        "APP_ENV": settings.environment,
+        "DATABASE_URL": settings.database_url,
+        "REALTIME_DATABASE_URL": settings.service_database_url(),
+        "AMQP_URL": settings.amqp_url,
+        "REALTIME_USERS_URL": settings.users_url or "",
+        "REALTIME_PORT": str(settings.port),
+        "REALTIME_PING_INTERVAL": str(settings.ping_interval),
+        "REALTIME_RETRY_DELAYS": json.dumps(settings.retry_delays),
+        "REALTIME_DB_POOL_SIZE": str(settings.db_pool_size),
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def bound_socket(*, send_buffer: int | None = None) -> socket.socket:
+    """A listening-ready socket on a free loopback port; ``send_buffer`` is inherited by accepted ones."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free port, in a thread with its own loop; yield its URL."""
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=1)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the stand-in server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+async def publish(amqp_url: str, *events: Event) -> None:
+    """Publish ``events`` persistently to the ``events`` exchange, as an outbox relay would."""
+    connection = await aio_pika.connect(amqp_url, timeout=10)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        for event in events:
+            await exchange.publish(
+                aio_pika.Message(
+                    event.model_dump_json().encode(),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=str(event.id),
+                    type=event.type,
+                    headers={"correlation_id": event.correlation_id or ""},
+                ),
+                routing_key=event.type,
+            )
+
+
+def order_created(user_id: uuid.UUID, *, order_id: uuid.UUID | None = None) -> OrderCreated:
+    return OrderCreated(
+        data=OrderCreatedData(
+            order_id=order_id or uuid.uuid4(),
+            user_id=user_id,
+            status="pending",
+            currency="USD",
+            total_cents=1250,
+            items=[
+                OrderItem(sku="SKU-1", name="Tea", quantity=1, unit_price_cents=1250, line_total_cents=1250)
+            ],
+        )
+    )
+
+
+def status_changed(user_id: uuid.UUID, order_id: uuid.UUID, to_status: str = "paid") -> OrderStatusChanged:
+    return OrderStatusChanged(
+        data=OrderStatusChangedData(
+            order_id=order_id, user_id=user_id, from_status="pending", to_status=to_status
+        )
+    )
+
+
+def notification_created(
+    user_id: uuid.UUID, *, body: str = "Your order is on its way."
+) -> NotificationCreated:
+    return NotificationCreated(
+        data=NotificationCreatedData(
+            notification_id=uuid.uuid4(), user_id=user_id, type="order", title="Order update", body=body
+        )
+    )
+
+
+class Frames:
+    """A WebSocket client's received frames, read with deadlines (no test waits forever)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def next(self, timeout: float = 10.0) -> dict[str, Any]:
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        return frame
+
+    async def next_non_ping(self, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.next(max(0.01, deadline - time.monotonic()))
+            if frame["type"] != "ping":
+                return frame
+
+    async def events(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        found: list[dict[str, Any]] = []
+        while len(found) < count:
+            frame = await self.next_non_ping(max(0.01, deadline - time.monotonic()))
+            assert frame["type"] == "event", frame
+            found.append(frame)
+        return found
+
+    async def nothing_more(self, wait: float = 0.5) -> None:
+        """No event arrives within ``wait`` seconds (pings do not count)."""
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                frame = await self.next(left)
+            except TimeoutError:
+                return
+            assert frame["type"] == "ping", f"unexpected frame {frame}"
+
+
+def ws_connect(url: str, token: str | None = None, *, since: int | None = None, **options: Any) -> connect:
+    query = {k: v for k, v in (("token", token), ("since", since)) if v is not None}
+    target = url + ("?" + urlencode(query) if query else "")
+    options.setdefault("open_timeout", 10)
+    options.setdefault("compression", None)
+    return connect(target, **options)
+
+
+class SseReader:
+    """Server-Sent Events parsed off a streaming httpx response: events and comment lines."""
+
+    def __init__(self, lines: AsyncIterator[str]) -> None:
+        self.lines = lines
+        self.comments: list[str] = []
+
+    async def next(self, timeout: float = 10.0) -> dict[str, str]:
+        """The next event's fields (``id``, ``event``, ``data``); comments are collected on the way."""
+        return await asyncio.wait_for(self._next(), timeout)
+
+    async def _next(self) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        async for line in self.lines:
+            if line == "":
+                if fields:
+                    return fields
+                continue
+            if line.startswith(":"):
+                self.comments.append(line)
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = fields.get(name, "") + value.removeprefix(" ")
+        raise EOFError("the stream ended")

@@ -1,0 +1,3 @@
+from users.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Seeding of the operator's admin account from ADMIN_EMAIL / ADMIN_PASSWORD."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db import unit_of_work
+from users.accounts.models import ROLE_ADMIN, ROLE_USER, User
+from users.accounts.passwords import Passwords
+from users.accounts.repository import UserRepository
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same on every replica.
+SEED_LOCK = 0x75736572_61646D6E  # "useradmn"
+
+
+async def ensure_admin(
+    sessions: async_sessionmaker[AsyncSession], passwords: Passwords, email: str, password: str
+) -> None:
+    """Make the admin exist, be active, have both roles and accept ``password``; safe to repeat.
+
+    ``email`` was validated with the settings.
+    """
+    async with unit_of_work(sessions) as uow:
+        # Replicas starting together take turns, so exactly one of them inserts.
+        await uow.session.execute(select(func.pg_advisory_xact_lock(SEED_LOCK)))
+        repo = UserRepository(uow.session)
+        user = await repo.get_by_email(email, for_update=True)
+        if user is None:
+            await repo.add(
+                User(
+                    id=uuid.uuid4(),
+                    email=email,
+                    password_hash=await passwords.hash(password),
+                    full_name="Administrator",
+                    roles=[ROLE_USER, ROLE_ADMIN],
+                    is_active=True,
+                )
+            )
+            log.info("admin account created", extra={"email": email})
+            return
+        changed = []
+        if not user.is_admin or ROLE_USER not in user.roles:
+            user.grant_admin()
+            changed.append("roles")
+        if not user.is_active:
+            user.is_active = True
+            changed.append("is_active")
+        verification = await passwords.verify(user.password_hash, password)
+        if not verification.ok or verification.new_hash:
+            user.password_hash = verification.new_hash or await passwords.hash(password)
+            changed.append("password")
+        if changed:
+            await repo.flush(user)
+            log.info("admin account updated", extra={"email": email, "changed": changed})

@@ -1,0 +1,50 @@
+"""The account aggregate: who may log in, with which roles."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from users.database import Base
+
+ROLE_USER = "user"
+ROLE_ADMIN = "admin"
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Case-insensitive uniqueness; the address itself is stored as the user typed it.
+        Index("ix_users_email_lower", func.lower(text("email")), unique=True),
+        Index("ix_users_created_at_id", "created_at", "id"),
+    )
+    # Server-set columns (created_at, updated_at) come back with the INSERT/UPDATE via RETURNING.
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(320))
+    password_hash: Mapped[str] = mapped_column(Text)
+    full_name: Mapped[str] = mapped_column(String(100))
+    roles: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), default=lambda: [ROLE_USER], server_default=text("'{user}'::text[]")
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    @property
+    def is_admin(self) -> bool:
+        return ROLE_ADMIN in self.roles
+
+    def deactivate(self) -> None:
+        self.is_active = False
+
+    def grant_admin(self) -> None:
+        """Ensure both roles, keeping any others; a new list so SQLAlchemy sees the change."""
+        self.roles = [ROLE_USER, ROLE_ADMIN] + [r for r in self.roles if r not in (ROLE_USER, ROLE_ADMIN)]

@@ -1,0 +1,67 @@
+"""Registration and the /api/v1/users resource."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from shared.pagination import Page, PageParamsDep
+from users.accounts import service
+from users.accounts.schemas import ChangePasswordRequest, RegisterRequest, UpdateMeRequest, UserOut
+from users.dependencies import AdminId, CallerId, ClientIpDep, PasswordsDep, SessionDep, ThrottleDep
+
+auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+@auth_router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+async def register(data: RegisterRequest, session: SessionDep, passwords: PasswordsDep) -> UserOut:
+    """Create an account; the e-mail must not be in use yet, in any letter case."""
+    return UserOut.model_validate(await service.register(session, passwords, data))
+
+
+@router.get("/me", response_model=UserOut)
+async def read_me(caller: CallerId, session: SessionDep) -> UserOut:
+    """The caller's own account."""
+    return UserOut.model_validate(await service.active_user(session, caller))
+
+
+@router.patch("/me", response_model=UserOut)
+async def update_me(data: UpdateMeRequest, caller: CallerId, session: SessionDep) -> UserOut:
+    """Change the caller's full name."""
+    user = await service.active_user(session, caller, for_update=True)
+    return UserOut.model_validate(await service.update_profile(session, user, data))
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def change_password(
+    data: ChangePasswordRequest,
+    caller: CallerId,
+    session: SessionDep,
+    passwords: PasswordsDep,
+    throttle: ThrottleDep,
+    ip: ClientIpDep,
+) -> Response:
+    """Change the caller's password and sign out every session (all refresh tokens are revoked)."""
+    user = await service.active_user(session, caller, for_update=True)
+    await service.change_password(session, passwords, throttle, user, data, ip)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("", response_model=Page[UserOut])
+async def list_users(_: AdminId, session: SessionDep, page: PageParamsDep) -> Page[UserOut]:
+    """All accounts, newest first (admin only)."""
+    return await service.list_users(session, page)
+
+
+@router.get("/{user_id}", response_model=UserOut)
+async def read_user(user_id: uuid.UUID, _: AdminId, session: SessionDep) -> UserOut:
+    """One account by id (admin only)."""
+    return UserOut.model_validate(await service.get_user(session, user_id))
+
+
+@router.post("/{user_id}/deactivate", response_model=UserOut)
+async def deactivate_user(user_id: uuid.UUID, _: AdminId, session: SessionDep) -> UserOut:
+    """Deactivate an account and revoke its refresh tokens (admin only)."""
+    return UserOut.model_validate(await service.deactivate(session, user_id))

@@ -1,0 +1,21 @@
+"""What the users service tells the rest of the system, through its outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.events import UserDeactivated, UserDeactivatedData, UserRegistered, UserRegisteredData
+from shared.outbox import add_event, outbox_table
+from users.accounts.models import User
+from users.database import Base
+
+OUTBOX = outbox_table(Base.metadata)
+
+
+async def user_registered(session: AsyncSession, user: User) -> None:
+    data = UserRegisteredData(user_id=user.id, email=user.email, full_name=user.full_name)
+    await add_event(session, OUTBOX, UserRegistered(data=data))
+
+
+async def user_deactivated(session: AsyncSession, user: User) -> None:
+    await add_event(session, OUTBOX, UserDeactivated(data=UserDeactivatedData(user_id=user.id)))

@@ -1,0 +1,91 @@
+"""Everything the lifespan builds, in one place, and the order it is torn down in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.auth import StaticKeySource, TokenVerifier
+from shared.broker import BrokerLink
+from shared.db import make_engine, make_sessionmaker
+from shared.outbox import OutboxMetrics, OutboxRelay
+from users.accounts.passwords import Passwords
+from users.events import OUTBOX
+from users.settings import SCHEMA, Settings
+from users.throttling.client_ip import ClientIpResolver
+from users.throttling.service import LoginThrottle, ThrottlePolicy
+from users.tokens.access import AccessTokenIssuer
+from users.tokens.keys import KeySet, load_key_set
+from users.tokens.service import TokenService
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    # The same pool, its connections in autocommit: single reads without BEGIN/COMMIT round trips.
+    reads: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keys: KeySet
+    passwords: Passwords
+    throttle: LoginThrottle
+    tokens: TokenService
+    verifier: TokenVerifier
+    client_ip: ClientIpResolver
+    broker: BrokerLink
+    relay: OutboxRelay
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings, registry: CollectorRegistry) -> AsyncIterator[Resources]:
+    keys = load_key_set(settings)
+    passwords = await Passwords.create(settings.argon2_profile)
+    engine = make_engine(settings.service_database_url(), schema=SCHEMA)
+    broker = BrokerLink(settings.amqp_url, name="users-outbox")
+    try:
+        sessions = make_sessionmaker(engine)
+        throttle = LoginThrottle(
+            sessions,
+            ThrottlePolicy(
+                max_per_account=settings.login_max_failures_per_account,
+                account_window=settings.login_account_window,
+                max_per_ip=settings.login_max_failures_per_ip,
+                ip_window=settings.login_ip_window,
+            ),
+        )
+        issuer = AccessTokenIssuer(
+            keys.signing,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl=settings.access_token_ttl,
+        )
+        yield Resources(
+            settings=settings,
+            engine=engine,
+            reads=engine.execution_options(isolation_level="AUTOCOMMIT"),
+            sessions=sessions,
+            keys=keys,
+            passwords=passwords,
+            throttle=throttle,
+            tokens=TokenService(sessions, passwords, throttle, issuer, settings.refresh_token_ttl),
+            # This service verifies its own tokens against its own JWKS, exactly as the others do.
+            verifier=TokenVerifier(
+                StaticKeySource(keys.jwks()), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            ),
+            client_ip=ClientIpResolver(settings.trusted_proxies),
+            broker=broker,
+            relay=OutboxRelay(
+                engine=engine,
+                table=OUTBOX,
+                link=broker,
+                listen_dsn=settings.service_database_url(),
+                metrics=OutboxMetrics.create(registry),
+            ),
+        )
+    finally:
+        await broker.close()
+        await engine.dispose()

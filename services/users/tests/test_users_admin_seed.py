@@ -1,0 +1,75 @@
+"""ADMIN_EMAIL / ADMIN_PASSWORD: after any start the admin exists, is active and can log in."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import jwt
+import pytest
+from pydantic import SecretStr
+
+from users.app import create_app
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"admin_email": "boss@example.com", "admin_password": SecretStr("boss password")}
+
+
+async def admins(admin_url: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        return await conn.fetch("SELECT email, roles, is_active FROM users.users WHERE 'admin' = ANY(roles)")
+    finally:
+        await conn.close()
+
+
+async def test_admin_is_seeded_and_can_log_in(run_app: Any) -> None:
+    async with run_app(**ADMIN) as (_, client):
+        form = {"grant_type": "password", "username": "boss@example.com", "password": "boss password"}
+        response = await client.post("/api/v1/auth/token", data=form)
+        assert response.status_code == 200
+        claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+        assert claims["roles"] == ["user", "admin"]
+
+
+async def test_seeding_is_idempotent_and_repairs_the_account(run_app: Any, clean_db: Any) -> None:
+    async with run_app(**ADMIN):
+        pass
+    conn = await asyncpg.connect(clean_db.admin_url)
+    try:
+        await conn.execute("UPDATE users.users SET is_active = false, roles = '{user}', password_hash = 'x'")
+    finally:
+        await conn.close()
+    async with run_app(**ADMIN) as (_, client):
+        form = {"grant_type": "password", "username": "BOSS@example.com", "password": "boss password"}
+        assert (await client.post("/api/v1/auth/token", data=form)).status_code == 200
+    rows = await admins(clean_db.admin_url)
+    assert [(r["email"], r["roles"], r["is_active"]) for r in rows] == [
+        ("boss@example.com", ["user", "admin"], True)
+    ]
+
+
+async def test_replicas_starting_together_create_one_admin(make_settings: Any, clean_db: Any) -> None:
+    apps = [create_app(make_settings(**ADMIN)) for _ in range(4)]
+
+    async def start(app: Any) -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    await asyncio.gather(*(start(app) for app in apps))
+    assert len(await admins(clean_db.admin_url)) == 1
+
+
+async def test_an_existing_user_is_promoted(run_app: Any, clean_db: Any) -> None:
+    async with run_app() as (_, client):
+        await client.post(
+            "/api/v1/auth/register",
+            json={"email": "Boss@Example.com", "password": "an old password", "full_name": "Boss"},
+        )
+    async with run_app(**ADMIN) as (_, client):
+        form = {"grant_type": "password", "username": "boss@example.com", "password": "boss password"}
+        assert (await client.post("/api/v1/auth/token", data=form)).status_code == 200
+    rows = await admins(clean_db.admin_url)
+    assert [(r["email"], r["roles"]) for r in rows] == [("Boss@Example.com", ["user", "admin"])]

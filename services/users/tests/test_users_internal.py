@@ -1,0 +1,62 @@
+"""/internal/users/{id}: other services read an account with a service credential."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "internal-token-for-tests"  # conftest.INTERNAL_TOKEN
+
+
+async def test_service_token_reads_a_user(api: Any) -> None:
+    user = await api.register("svc@example.com", full_name="Served")
+    response = await api.client.get(f"/internal/users/{user['id']}", headers={"X-Service-Token": TOKEN})
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": user["id"],
+        "email": "svc@example.com",
+        "full_name": "Served",
+        "roles": ["user"],
+        "is_active": True,
+    }
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Service-Token": "wrong"}, {"X-Service-Token": ""}])
+async def test_missing_or_wrong_credential_is_401(api: Any, headers: dict[str, str]) -> None:
+    user = await api.register("svc2@example.com")
+    response = await api.client.get(f"/internal/users/{user['id']}", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_user_access_token_is_not_a_service_credential(api: Any) -> None:
+    user = await api.register("svc3@example.com")
+    response = await api.client.get(
+        f"/internal/users/{user['id']}", headers=await api.bearer("svc3@example.com")
+    )
+    assert response.status_code == 401
+
+
+async def test_unknown_user_is_404(client: Any) -> None:
+    response = await client.get(f"/internal/users/{uuid.uuid4()}", headers={"X-Service-Token": TOKEN})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_any_configured_token_works(run_app: Any) -> None:
+    from pydantic import SecretStr
+
+    tokens = [SecretStr("old-token-being-rotated-out"), SecretStr("new-token")]
+    async with run_app(internal_tokens=tokens) as (_, client):
+        for token in ("old-token-being-rotated-out", "new-token"):
+            response = await client.get(f"/internal/users/{uuid.uuid4()}", headers={"X-Service-Token": token})
+            assert response.status_code == 404
+
+
+async def test_internal_routes_are_not_in_the_openapi_document(client: Any) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert not [path for path in paths if path.startswith("/internal")]

@@ -1,0 +1,100 @@
+"""Registration: the contract's 201 / 409 / 422 answers, and nothing stored on a refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+USER_FIELDS = {"id", "email", "full_name", "roles", "is_active", "created_at"}
+
+
+async def test_register_returns_the_new_user(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "Ada@Example.com", "password": "analytical engine", "full_name": "Ada Lovelace"},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == USER_FIELDS
+    assert body["email"] == "Ada@Example.com"
+    assert body["roles"] == ["user"]
+    assert body["is_active"] is True
+    assert body["created_at"].endswith("Z")
+    assert "password" not in response.text
+
+
+async def test_email_is_unique_whatever_the_case(api: Any) -> None:
+    await api.register("grace@example.com")
+    response = await api.client.post(
+        "/api/v1/auth/register",
+        json={"email": "GRACE@EXAMPLE.COM", "password": "another password", "full_name": "Grace"},
+    )
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 409
+
+
+async def test_simultaneous_sign_ups_with_one_email_create_one_account(client: httpx.AsyncClient) -> None:
+    import asyncio
+
+    async def sign_up(email: str) -> int:
+        payload = {"email": email, "password": "same time pw", "full_name": "Twin"}
+        return (await client.post("/api/v1/auth/register", json=payload)).status_code
+
+    statuses = await asyncio.gather(*(sign_up(e) for e in ["twin@example.com", "TWIN@example.com"] * 3))
+    assert sorted(statuses) == [201, 409, 409, 409, 409, 409]
+
+
+async def test_login_ignores_email_case(api: Any) -> None:
+    await api.register("Linus@Example.org")
+    assert (await api.login("linus@example.ORG")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"email": "not-an-email", "password": "long enough", "full_name": "X"}, "email"),
+        ({"email": "a@example.com", "password": "short", "full_name": "X"}, "password"),
+        ({"email": "a@example.com", "password": "x" * 129, "full_name": "X"}, "password"),
+        ({"email": "a@example.com", "password": "long enough", "full_name": ""}, "full_name"),
+        ({"email": "a@example.com", "password": "long enough", "full_name": "x" * 101}, "full_name"),
+        ({"email": "a@example.com", "password": 12345678, "full_name": "X"}, "password"),
+        ({"email": "a@example.com", "password": "long enough"}, "full_name"),
+    ],
+)
+async def test_invalid_registration_is_422_and_stores_nothing(
+    api: Any, payload: dict[str, Any], field: str
+) -> None:
+    response = await api.client.post("/api/v1/auth/register", json=payload)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert {"type", "title", "status", "detail", "instance", "request_id", "errors"} <= set(body)
+    assert any(error["loc"][-1] == field for error in body["errors"])
+    assert "long enough" not in response.text, "submitted values are never echoed"
+    assert (await api.login("a@example.com", "long enough")).json()["error"] == "invalid_grant"
+
+
+async def test_malformed_json_is_422_problem(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/register", content=b'{"email": ', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_password_is_stored_as_argon2id(api: Any, clean_db: Any) -> None:
+    import asyncpg
+
+    await api.register("hash@example.com", "plain text pw")
+    conn = await asyncpg.connect(clean_db.admin_url)
+    try:
+        stored = await conn.fetchval("SELECT password_hash FROM users.users")
+    finally:
+        await conn.close()
+    assert stored.startswith("$argon2id$")
+    assert "plain text pw" not in stored

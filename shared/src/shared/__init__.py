@@ -1,0 +1,1 @@
+"""The project's common library: the pieces every service builds on."""

@@ -1,0 +1,489 @@
+"""Idempotent event consumers with retries and a dead-letter queue, for every consuming service.
+
+Topology per service (``<service>`` below):
+
+- ``<service>.events``: durable quorum queue bound to ``events`` for the types the service handles;
+- ``<service>.retry.<n>``: delay queues, one per attempt level, whose TTL dead-letters a message back
+  to ``<service>.events`` (so a retry survives restarts and does not block the main queue);
+- ``<service>.dlq``: where a message lands after the last attempt, or at once when it cannot be parsed,
+  with the error in its headers; ``python -m shared.dlq`` lists, inspects and redrives it.
+
+A message is acked only after the handler's transaction committed. That transaction also writes the
+inbox row (event id, consumer), so a redelivered event is acked and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, String, Table, Uuid, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.broker import BROKER_ERRORS
+from shared.context import request_id_var
+from shared.db import UnitOfWork, unit_of_work
+from shared.events import EXCHANGE, Event, UnknownEvent, parse_event
+from shared.tracing import process_span
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
+
+ATTEMPT_HEADER = "x-attempt"
+ERROR_HEADER = "x-last-error"
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """Events a consumer has handled, written in the handler's own transaction."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("event_id", Uuid, nullable=False),
+        Column("consumer", String(100), nullable=False),
+        Column("event_type", String(100), nullable=False),
+        Column("handled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("event_id", "consumer", name="pk_inbox"),
+    )
+
+
+@dataclass(frozen=True)
+class ConsumerMetrics:
+    consumed: Counter
+    retried: Counter
+    dead_lettered: Counter
+    handling: Histogram
+    up: Gauge
+    dlq_depth: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
+        return cls(
+            consumed=Counter(
+                "events_consumed",
+                "Events taken from the queue, by type and outcome (handled, duplicate, retried, dead).",
+                ["consumer", "event_type", "outcome"],
+                registry=registry,
+            ),
+            retried=Counter(
+                "events_retried", "Events sent to a delay queue.", ["consumer"], registry=registry
+            ),
+            dead_lettered=Counter(
+                "events_dead_lettered", "Events moved to the DLQ.", ["consumer", "reason"], registry=registry
+            ),
+            handling=Histogram(
+                "event_handling_seconds",
+                "Time to handle one event, transaction included.",
+                ["consumer", "event_type"],
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                registry=registry,
+            ),
+            up=Gauge(
+                "event_consumer_up", "1 while the consumer is consuming.", ["consumer"], registry=registry
+            ),
+            dlq_depth=Gauge(
+                "event_dlq_messages",
+                "Messages waiting in the consumer's dead-letter queue (python -m shared.dlq redrives them).",
+                ["consumer"],
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Topology:
+    service: str
+    event_types: Sequence[str]
+    retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 120.0)
+
+    @property
+    def queue(self) -> str:
+        return f"{self.service}.events"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.service}.dlq"
+
+    def retry_queue(self, level: int) -> str:
+        return f"{self.service}.retry.{level}"
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> aio_pika.abc.AbstractQueue:
+    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(topology.queue, durable=True, arguments={"x-queue-type": "quorum"})
+    for event_type in topology.event_types:
+        await queue.bind(exchange, event_type)
+    for level, delay in enumerate(topology.retry_delays, start=1):
+        await channel.declare_queue(
+            topology.retry_queue(level),
+            durable=True,
+            arguments={
+                "x-message-ttl": int(delay * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": topology.queue,
+            },
+        )
+    await channel.declare_queue(topology.dlq, durable=True, arguments={"x-queue-type": "quorum"})
+    return queue
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        amqp_url: str,
+        topology: Topology,
+        handlers: Mapping[str, Handler],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        metrics: ConsumerMetrics,
+        prefetch: int = 256,
+        batch_size: int = 100,
+    ) -> None:
+        self.amqp_url = amqp_url
+        self.topology = topology
+        self.handlers = dict(handlers)
+        self.sessionmaker = sessionmaker
+        self.inbox = inbox
+        self.metrics = metrics
+        self._declare_series()
+        self.prefetch = prefetch
+        self.batch_size = batch_size
+        self.consuming = False
+        self._waiting: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def check(self) -> None:
+        """Readiness: raises unless the consumer is attached to its queue."""
+        if not self.consuming:
+            raise ConnectionError(f"consumer {self.topology.service} is not consuming")
+
+    def _declare_series(self) -> None:
+        """Every series exists from the start at 0: rate() and alerts see the first retry or dead letter."""
+        service, metrics = self.topology.service, self.metrics
+        for event_type in self.topology.event_types:
+            for outcome in ("handled", "duplicate", "failed"):
+                metrics.consumed.labels(service, event_type, outcome)
+        metrics.retried.labels(service)
+        for reason in ("unparseable", "unhandled", "exhausted"):
+            metrics.dead_lettered.labels(service, reason)
+        metrics.up.labels(service)
+        metrics.dlq_depth.labels(service)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        watcher = asyncio.create_task(self._watch_dead_letters(), name=f"{self.topology.service}-dlq-gauge")
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                await self._consume_until_closed()
+                backoff = 0.2
+            except BROKER_ERRORS as exc:
+                log.warning("consumer link down", extra={"error": str(exc) or type(exc).__name__})
+            except Exception:
+                # Never let the consumer end for good: log loudly and reconnect after the backoff.
+                log.exception("consumer failed unexpectedly; reconnecting")
+            finally:
+                self._set_consuming(False)
+            if not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, 10.0)
+        await self._drain()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+    async def _watch_dead_letters(self, interval: float = 15.0) -> None:
+        """Keep ``event_dlq_messages`` current (the DLQ-not-empty alert), on a short-lived channel."""
+        gauge = self.metrics.dlq_depth.labels(self.topology.service)
+        while not self._stopping.is_set():
+            connection, wait = self._connection, interval
+            if connection is None or connection.is_closed:
+                wait = 1.0
+            else:
+                try:
+                    channel = await connection.channel()
+                    try:
+                        queue = await channel.declare_queue(self.topology.dlq, passive=True)
+                        gauge.set(queue.declaration_result.message_count or 0)
+                    finally:
+                        await channel.close()
+                except BROKER_ERRORS as exc:
+                    log.debug("dead-letter queue depth unknown", extra={"error": str(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
+
+    async def _consume_until_closed(self) -> None:
+        connection = await aio_pika.connect(
+            self.amqp_url,
+            timeout=5,
+            client_properties={"connection_name": f"{self.topology.service}-consumer"},
+        )
+        self._connection = connection
+        lost = asyncio.Event()
+        worker: asyncio.Task[None] | None = None
+        # A dropped link resolves no future on a plain connection; its close callbacks do run.
+        connection.close_callbacks.add(lambda *_: lost.set())
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            self._channel = channel
+            await channel.set_qos(prefetch_count=self.prefetch)
+            queue = await declare_topology(channel, self.topology)
+            worker = asyncio.create_task(self._work(), name=f"{self.topology.service}-consumer-worker")
+            await queue.consume(self._on_message)
+            self._set_consuming(True)
+            log.info("consuming", extra={"queue": self.topology.queue})
+            stop = asyncio.ensure_future(self._stopping.wait())
+            closed = asyncio.ensure_future(lost.wait())
+            try:
+                await asyncio.wait({stop, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                closed.cancel()
+            if self._stopping.is_set() and not lost.is_set():
+                # Stop taking messages (_on_message leaves new deliveries alone: the broker requeues
+                # them with the channel), finish the ones taken, then close. No basic.cancel first:
+                # with RabbitMQ 3.10's quorum queues, some deliveries acked after the cancel came back
+                # all the same (handled and acked, then redelivered: tests/system/test_system_ops.py).
+                await self._drain()
+        finally:
+            if worker is not None:
+                worker.cancel()
+            # Deliveries still waiting belong to the closed channel; the broker redelivers them.
+            while not self._waiting.empty():
+                self._waiting.get_nowait()
+            self._idle.set()
+            self._channel = None
+            self._connection = None
+            if not connection.is_closed:
+                with contextlib.suppress(*BROKER_ERRORS):
+                    await asyncio.wait_for(connection.close(), 5)
+
+    async def _drain(self, timeout: float = 20.0) -> None:
+        """Finish the deliveries taken so far (the worker empties the waiting queue), up to ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Checked again each time this coroutine runs: a delivery can clear the event between its being
+        # set and this resuming, and the caller cancels the worker right after this returns; a worker
+        # cancelled mid-batch would leave events handled (committed) but not acked, so redelivered.
+        while not self._idle.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), remaining)
+
+    def _set_consuming(self, value: bool) -> None:
+        self.consuming = value
+        self.metrics.up.labels(self.topology.service).set(1 if value else 0)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # aio-pika runs this as a task per delivery: it only queues, and one worker handles the
+        # deliveries in order, several per transaction (one commit instead of one per event).
+        if self._stopping.is_set():
+            return  # not taken: unacked, so the broker redelivers it once the channel closes
+        self._idle.clear()
+        self._waiting.put_nowait(message)
+
+    async def _work(self) -> None:
+        while True:
+            batch = [await self._waiting.get()]
+            while len(batch) < self.batch_size and not self._waiting.empty():
+                batch.append(self._waiting.get_nowait())
+            try:
+                await self.handle_batch(batch)
+            except BROKER_ERRORS as exc:
+                # The channel went away mid-batch; unacked deliveries come back after the reconnect.
+                log.warning("consumer batch interrupted", extra={"error": str(exc) or type(exc).__name__})
+            except Exception:
+                log.exception("consumer batch failed unexpectedly")
+            finally:
+                if self._waiting.empty():
+                    self._idle.set()
+
+    def _parse(self, message: AbstractIncomingMessage) -> tuple[Event, Handler] | str:
+        """The event and its handler, or why the message goes to the DLQ at once."""
+        try:
+            event = parse_event(message.body)
+        except UnknownEvent as exc:
+            return f"unparseable: {exc}"
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return f"no handler for {event.type}"
+        return event, handler
+
+    async def handle_batch(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        """Handle deliveries in one transaction; if any handler fails, each one on its own."""
+        parsed: list[tuple[AbstractIncomingMessage, Event, Handler]] = []
+        for message in messages:
+            result = self._parse(message)
+            if isinstance(result, str):
+                reason = "unparseable" if result.startswith("unparseable") else "unhandled"
+                await self._dead_letter(message, result, reason=reason)
+            else:
+                parsed.append((message, *result))
+        if len(parsed) > 1:
+            start = time.perf_counter()
+            try:
+                outcomes = await self._handle_together(parsed)
+            except Exception:
+                log.info("a batch failed; handling its events one by one", exc_info=True)
+            else:
+                share = (time.perf_counter() - start) / len(parsed)
+                for (message, event, _), outcome in zip(parsed, outcomes, strict=True):
+                    await message.ack()
+                    self.metrics.consumed.labels(self.topology.service, event.type, outcome).inc()
+                    self.metrics.handling.labels(self.topology.service, event.type).observe(share)
+                return
+        for message, _, _ in parsed:
+            await self.handle(message)
+
+    async def _handle_together(
+        self, parsed: Sequence[tuple[AbstractIncomingMessage, Event, Handler]]
+    ) -> list[str]:
+        async with unit_of_work(self.sessionmaker) as uow:
+            rows = [
+                {"event_id": event.id, "consumer": self.topology.service, "event_type": event.type}
+                for _, event, _ in parsed
+            ]
+            new = set(
+                (
+                    await uow.session.execute(
+                        insert(self.inbox)
+                        .values(rows)
+                        .on_conflict_do_nothing()
+                        .returning(self.inbox.c.event_id)
+                    )
+                ).scalars()
+            )
+            outcomes = []
+            for message, event, handler in parsed:
+                if event.id not in new:
+                    outcomes.append("duplicate")
+                    continue
+                new.discard(event.id)  # the same event twice in one batch: the second is a duplicate
+                token = request_id_var.set(event.correlation_id)
+                try:
+                    with self._span(message, event):
+                        await handler(event, uow)
+                finally:
+                    request_id_var.reset(token)
+                outcomes.append("handled")
+        return outcomes
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        """Handle one delivery in its own transaction; a failure goes to retry or the DLQ."""
+        service = self.topology.service
+        result = self._parse(message)
+        if isinstance(result, str):
+            reason = "unparseable" if result.startswith("unparseable") else "unhandled"
+            await self._dead_letter(message, result, reason=reason)
+            return
+        event, handler = result
+        token = request_id_var.set(event.correlation_id)
+        start = time.perf_counter()
+        try:
+            with self._span(message, event):
+                outcome = await self._handle_once(event, handler)
+        except Exception as exc:
+            log.warning(
+                "event handler failed",
+                exc_info=True,
+                extra={"event_id": str(event.id), "event_type": event.type},
+            )
+            await self._retry_or_dead_letter(message, exc)
+            self.metrics.consumed.labels(service, event.type, "failed").inc()
+            return
+        finally:
+            request_id_var.reset(token)
+            self.metrics.handling.labels(service, event.type).observe(time.perf_counter() - start)
+        await message.ack()
+        self.metrics.consumed.labels(service, event.type, outcome).inc()
+
+    def _span(self, message: AbstractIncomingMessage, event: Event) -> AbstractContextManager[object]:
+        """A consumer span continuing the trace in the message's headers (``shared.tracing``)."""
+        return process_span(
+            consumer=self.topology.service,
+            queue=self.topology.queue,
+            event_type=event.type,
+            message_id=str(event.id),
+            headers=message.headers,
+        )
+
+    async def _handle_once(self, event: Event, handler: Handler) -> str:
+        async with unit_of_work(self.sessionmaker) as uow:
+            inserted = await uow.session.execute(
+                insert(self.inbox)
+                .values(event_id=event.id, consumer=self.topology.service, event_type=event.type)
+                .on_conflict_do_nothing()
+                .returning(self.inbox.c.event_id)
+            )
+            if inserted.first() is None:
+                return "duplicate"
+            await handler(event, uow)
+        return "handled"
+
+    def _attempt(self, message: AbstractIncomingMessage) -> int:
+        value = (message.headers or {}).get(ATTEMPT_HEADER, 1)
+        return value if isinstance(value, int) and value >= 1 else 1
+
+    async def _retry_or_dead_letter(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        attempt = self._attempt(message)
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if attempt >= self.topology.max_attempts:
+            await self._dead_letter(message, error, reason="exhausted")
+            return
+        await self._republish(message, self.topology.retry_queue(attempt), attempt + 1, error)
+        self.metrics.retried.labels(self.topology.service).inc()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, error: str, *, reason: str) -> None:
+        log.error("event dead-lettered", extra={"message_id": message.message_id, "reason": reason})
+        await self._republish(message, self.topology.dlq, self._attempt(message), error, dead=True)
+        self.metrics.dead_lettered.labels(self.topology.service, reason).inc()
+
+    async def _republish(
+        self, message: AbstractIncomingMessage, queue: str, attempt: int, error: str, *, dead: bool = False
+    ) -> None:
+        """Copy the message to ``queue`` (confirmed), then ack the original: nothing is lost in between."""
+        channel = self._channel
+        if channel is None:
+            raise ConnectionError("no channel to republish on")
+        headers: dict[str, Any] = dict(message.headers or {})
+        headers[ATTEMPT_HEADER] = attempt
+        headers[ERROR_HEADER] = error
+        headers.setdefault("x-original-routing-key", message.routing_key or "")
+        if dead:
+            headers["x-dead-lettered-at"] = datetime.now(UTC).isoformat()
+            headers["x-consumer"] = self.topology.service
+        copy = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+        )
+        await channel.default_exchange.publish(copy, routing_key=queue, mandatory=True)
+        await message.ack()

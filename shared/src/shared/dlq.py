@@ -1,0 +1,140 @@
+"""Operator command for a consumer's dead-letter queue: list, show, redrive.
+
+    python -m shared.dlq orders list
+    python -m shared.dlq orders show <message-id>
+    python -m shared.dlq orders redrive --all | --id <message-id> [--id ...]
+
+Listing and showing take messages without acknowledging them and then close the channel, so the
+broker puts every one back. A redrive publishes the message to the service's queue with its attempt
+counter reset (confirmed by the broker) and only then removes it from the DLQ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from shared.consumer import ATTEMPT_HEADER, ERROR_HEADER
+from shared.settings import DEFAULT_AMQP_URL
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    event_type: str
+    attempts: Any
+    error: str
+    dead_lettered_at: str
+    body: str
+
+    @classmethod
+    def of(cls, message: AbstractIncomingMessage) -> DeadLetter:
+        headers = message.headers or {}
+        return cls(
+            message_id=message.message_id or "",
+            event_type=message.type or str(headers.get("x-original-routing-key", "")),
+            attempts=headers.get(ATTEMPT_HEADER),
+            error=str(headers.get(ERROR_HEADER, "")),
+            dead_lettered_at=str(headers.get("x-dead-lettered-at", "")),
+            body=message.body.decode(errors="replace"),
+        )
+
+
+async def _take_all(channel: AbstractChannel, queue_name: str) -> list[AbstractIncomingMessage]:
+    queue = await channel.declare_queue(queue_name, passive=True)
+    taken: list[AbstractIncomingMessage] = []
+    while (message := await queue.get(no_ack=False, fail=False)) is not None:
+        taken.append(message)
+    return taken
+
+
+async def list_dead_letters(amqp_url: str, service: str) -> list[DeadLetter]:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        return [DeadLetter.of(m) for m in await _take_all(channel, f"{service}.dlq")]
+    finally:
+        # Closing without acks returns every message to the DLQ.
+        await connection.close()
+
+
+async def redrive(amqp_url: str, service: str, ids: Iterable[str] | None) -> int:
+    wanted = None if ids is None else set(ids)
+    connection = await aio_pika.connect(amqp_url)
+    moved = 0
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        for message in await _take_all(channel, f"{service}.dlq"):
+            if wanted is not None and message.message_id not in wanted:
+                await message.nack(requeue=True)
+                continue
+            headers = dict(message.headers or {})
+            headers[ATTEMPT_HEADER] = 1
+            previous = headers.get("x-redriven", 0)
+            headers["x-redriven"] = (previous if isinstance(previous, int) else 0) + 1
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message.message_id,
+                    type=message.type,
+                ),
+                routing_key=f"{service}.events",
+                mandatory=True,
+            )
+            await message.ack()
+            moved += 1
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
+    return moved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.dlq", description=__doc__.split("\n")[0])
+    parser.add_argument("service", help="the consuming service, e.g. orders or notification")
+    parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL))
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="one line per dead letter")
+    show = sub.add_parser("show", help="headers and body of one dead letter")
+    show.add_argument("message_id")
+    again = sub.add_parser("redrive", help="send dead letters back to the service's queue")
+    group = again.add_mutually_exclusive_group(required=True)
+    group.add_argument("--all", action="store_true")
+    group.add_argument("--id", action="append", dest="ids")
+    args = parser.parse_args(argv)
+    out = sys.stdout
+    if args.command == "list":
+        letters = asyncio.run(list_dead_letters(args.amqp_url, args.service))
+        for letter in letters:
+            out.write(
+                f"{letter.message_id}\t{letter.event_type}\tattempts={letter.attempts}\t{letter.error}\n"
+            )
+        out.write(f"{len(letters)} message(s) in {args.service}.dlq\n")
+        return 0
+    if args.command == "show":
+        for letter in asyncio.run(list_dead_letters(args.amqp_url, args.service)):
+            if letter.message_id == args.message_id:
+                out.write(json.dumps(letter.__dict__, indent=2) + "\n")
+                return 0
+        out.write(f"no message {args.message_id} in {args.service}.dlq\n")
+        return 1
+    moved = asyncio.run(redrive(args.amqp_url, args.service, None if args.all else args.ids))
+    out.write(f"redrove {moved} message(s) to {args.service}.events\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""``/healthz`` (alive), ``/readyz`` (dependencies answer) and ``/metrics`` for every component."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import APIRouter
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import JSONResponse, Response
+
+from shared.errors import problem_response
+from shared.tracing import untraced
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+
+
+class Lifecycle:
+    """Where the process is in its life; ``draining`` from the first SIGTERM on (``shared.server``).
+
+    A draining component answers /readyz with 503 at once, whatever its dependencies say, so a load
+    balancer stops sending it new work while it finishes what it has.
+    """
+
+    def __init__(self) -> None:
+        self.draining = False
+
+
+def health_router(
+    registry: CollectorRegistry,
+    checks: Callable[[], Mapping[str, ReadinessCheck]],
+    *,
+    timeout: float = 2.0,
+    lifecycle: Lifecycle | None = None,
+) -> APIRouter:
+    """``checks`` is read at request time, so the lifespan can register what it built."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @router.get("/readyz")
+    async def readyz() -> Response:
+        if lifecycle is not None and lifecycle.draining:
+            return problem_response(
+                503,
+                title="Service Unavailable",
+                detail="Not ready: shutting down.",
+                type_slug="not-ready",
+                instance="/readyz",
+                headers={"Retry-After": "5"},
+                extensions={"checks": {"shutdown": "draining"}},
+            )
+        named = dict(checks())
+        with untraced():
+            results = await asyncio.gather(
+                *(asyncio.wait_for(check(), timeout) for check in named.values()), return_exceptions=True
+            )
+        failed = {
+            name: f"{type(result).__name__}: {result}" if str(result) else type(result).__name__
+            for name, result in zip(named, results, strict=True)
+            if isinstance(result, BaseException)
+        }
+        if failed:
+            log.warning("not ready", extra={"failed": failed})
+            return problem_response(
+                503,
+                title="Service Unavailable",
+                detail="Not ready: " + ", ".join(sorted(failed)) + " failed.",
+                type_slug="not-ready",
+                instance="/readyz",
+                headers={"Retry-After": "5"},
+                extensions={"checks": {name: failed.get(name, "ok") for name in named}},
+            )
+        return JSONResponse({"status": "ready", "checks": {name: "ok" for name in named}})
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

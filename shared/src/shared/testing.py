@@ -1,0 +1,150 @@
+"""pytest fixtures for real infrastructure: a throwaway database per run, a vhost per run.
+
+Order of preference: ``TEST_DATABASE_URL`` / ``TEST_AMQP_URL`` (defaults: the local servers) when they
+answer; otherwise containers through testcontainers when a Docker engine answers; otherwise the run
+stops with one sentence that says what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from shared.bootstrap import (
+    InfrastructureUnavailable,
+    check_amqp,
+    check_postgres,
+    drop_database,
+    ensure_database,
+)
+from shared.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_database
+
+
+@dataclass(frozen=True)
+class Infra:
+    database_url: str  # an admin URL on the server; tests make their own databases
+    amqp_url: str
+    amqp_management_url: str | None
+
+
+def _docker_available() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        return subprocess.run([docker, "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _reachable_postgres(url: str) -> bool:
+    try:
+        asyncio.run(check_postgres(with_database(url, "postgres")))
+    except InfrastructureUnavailable:
+        return False
+    return True
+
+
+def _reachable_amqp(url: str) -> bool:
+    try:
+        check_amqp(url)
+    except InfrastructureUnavailable:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    db_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    amqp_url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
+    containers: list[object] = []
+    db_ok, amqp_ok = _reachable_postgres(db_url), _reachable_amqp(amqp_url)
+    if not (db_ok and amqp_ok):
+        if not _docker_available():
+            missing = " and ".join(
+                name
+                for name, ok in (
+                    (f"PostgreSQL at {urlsplit(db_url).netloc.split('@')[-1]}", db_ok),
+                    (f"RabbitMQ at {urlsplit(amqp_url).netloc.split('@')[-1]}", amqp_ok),
+                )
+                if not ok
+            )
+            pytest.exit(
+                f"The tests need a real {missing}, which did not answer, and no Docker engine is "
+                "available for testcontainers. Start them (`make infra` with Docker) or set "
+                "TEST_DATABASE_URL / TEST_AMQP_URL.",
+                returncode=3,
+            )
+        from testcontainers.postgres import PostgresContainer
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        if not db_ok:
+            pg = PostgresContainer("postgres:16-alpine", driver=None).start()
+            containers.append(pg)
+            db_url = pg.get_connection_url()
+        if not amqp_ok:
+            rmq = RabbitMqContainer("rabbitmq:3.13-management-alpine").start()
+            containers.append(rmq)
+            host, port = rmq.get_container_host_ip(), rmq.get_exposed_port(5672)
+            amqp_url = f"amqp://guest:guest@{host}:{port}/"
+    try:
+        yield Infra(database_url=db_url, amqp_url=amqp_url, amqp_management_url=None)
+    finally:
+        for container in containers:
+            container.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def test_database_url(infra: Infra) -> Iterator[str]:
+    """An admin URL for a database that exists for this test run only."""
+    url = with_database(infra.database_url, f"test_{os.getpid()}_{uuid.uuid4().hex[:8]}")
+    asyncio.run(ensure_database(url))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_database(url))
+
+
+def vhost_url(amqp_url: str, vhost: str) -> str:
+    parts = urlsplit(amqp_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
+
+
+@pytest.fixture(scope="session")
+def test_amqp_url(infra: Infra) -> Iterator[str]:
+    """A RabbitMQ vhost that exists for this test run only (made with rabbitmqctl)."""
+    yield from own_vhost(infra)
+
+
+def own_vhost(infra: Infra) -> Iterator[str]:
+    vhost = f"test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        pytest.skip("rabbitmqctl is not available to create a test vhost")
+    subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    user = urlsplit(infra.amqp_url).username or "guest"
+    subprocess.run(
+        [ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield vhost_url(infra.amqp_url, vhost)
+    finally:
+        subprocess.run([ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        yield client

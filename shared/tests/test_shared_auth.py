@@ -1,0 +1,171 @@
+"""The shared token verifier refuses everything but a well-signed, current, well-addressed token."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt import PyJWK
+
+from shared.auth import StaticKeySource, TokenVerifier, bearer_token, parse_jwks
+from shared.errors import Unauthorized
+
+ISSUER, AUDIENCE = "http://users", "api"
+
+
+def make_key() -> tuple[Ed25519PrivateKey, dict[str, Any]]:
+    key = Ed25519PrivateKey.generate()
+    jwk: dict[str, Any] = jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    jwk.update({"kid": uuid.uuid4().hex, "alg": "EdDSA", "use": "sig"})
+    return key, jwk
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+        "roles": ["user"],
+    }
+    base.update(overrides)
+    return base
+
+
+class CountingSource:
+    """A key source that learns a new key only when asked to refresh, and counts the asks."""
+
+    def __init__(self, initial: list[dict[str, Any]]) -> None:
+        self.document = {"keys": initial}
+        self.pending: list[dict[str, Any]] = []
+        self.refreshes = 0
+
+    async def get_keys(self, *, refresh: bool = False) -> dict[str, PyJWK]:
+        if refresh:
+            self.refreshes += 1
+            self.document["keys"] = self.document["keys"] + self.pending
+        return parse_jwks(self.document)
+
+
+@pytest.fixture
+def signer() -> tuple[Ed25519PrivateKey, dict[str, Any]]:
+    return make_key()
+
+
+def verifier_for(jwk: dict[str, Any]) -> TokenVerifier:
+    return TokenVerifier(StaticKeySource({"keys": [jwk]}), issuer=ISSUER, audience=AUDIENCE)
+
+
+def sign(key: Ed25519PrivateKey, jwk: dict[str, Any], **overrides: Any) -> str:
+    return jwt.encode(claims(**overrides), key, algorithm="EdDSA", headers={"kid": jwk["kid"]})
+
+
+async def test_valid_token_gives_principal(signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    key, jwk = signer
+    token = sign(key, jwk, roles=["user", "admin"], sub="u-1")
+    principal = await verifier_for(jwk).verify(token)
+    assert principal.user_id == "u-1"
+    assert principal.is_admin
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": int(time.time()) - 60},
+        {"iss": "http://evil"},
+        {"aud": "other"},
+    ],
+    ids=["expired", "wrong-issuer", "wrong-audience"],
+)
+async def test_bad_claims_are_refused(
+    signer: tuple[Ed25519PrivateKey, dict[str, Any]], overrides: dict[str, Any]
+) -> None:
+    key, jwk = signer
+    with pytest.raises(Unauthorized):
+        await verifier_for(jwk).verify(sign(key, jwk, **overrides))
+
+
+async def test_missing_required_claim_is_refused(signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    key, jwk = signer
+    body = claims()
+    del body["jti"]
+    token = jwt.encode(body, key, algorithm="EdDSA", headers={"kid": jwk["kid"]})
+    with pytest.raises(Unauthorized):
+        await verifier_for(jwk).verify(token)
+
+
+async def test_alg_none_is_refused(signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    _, jwk = signer
+    token = jwt.encode(claims(), "", algorithm="none", headers={"kid": jwk["kid"]})
+    with pytest.raises(Unauthorized):
+        await verifier_for(jwk).verify(token)
+
+
+async def test_hs256_signed_with_the_public_key_is_refused(
+    signer: tuple[Ed25519PrivateKey, dict[str, Any]],
+) -> None:
+    _, jwk = signer
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT","kid":"' + jwk["kid"].encode() + b'"}')
+    payload = base64.urlsafe_b64encode(json.dumps(claims()).encode())
+    signing_input = header.rstrip(b"=") + b"." + payload.rstrip(b"=")
+    mac = hmac.new(jwk["x"].encode(), signing_input, hashlib.sha256).digest()
+    token = (signing_input + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
+    with pytest.raises(Unauthorized):
+        await verifier_for(jwk).verify(token)
+
+
+async def test_tampered_payload_is_refused(signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    key, jwk = signer
+    header, _, signature = sign(key, jwk).split(".")
+    forged = base64.urlsafe_b64encode(json.dumps(claims(roles=["user", "admin"])).encode())
+    with pytest.raises(Unauthorized):
+        await verifier_for(jwk).verify(f"{header}.{forged.decode().rstrip('=')}.{signature}")
+
+
+async def test_garbage_is_refused(signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    _, jwk = signer
+    for token in ("", "abc", "a.b.c", "x" * 5000):
+        with pytest.raises(Unauthorized):
+            await verifier_for(jwk).verify(token)
+
+
+async def test_unknown_kid_refreshes_the_key_set_once() -> None:
+    old_key, old_jwk = make_key()
+    new_key, new_jwk = make_key()
+    source = CountingSource([old_jwk])
+    source.pending = [new_jwk]
+    verifier = TokenVerifier(source, issuer=ISSUER, audience=AUDIENCE)
+    await verifier.verify(sign(old_key, old_jwk))
+    assert source.refreshes == 0
+    await verifier.verify(sign(new_key, new_jwk))
+    assert source.refreshes == 1
+
+
+async def test_cached_token_still_expires(signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    key, jwk = signer
+    verifier = TokenVerifier(StaticKeySource({"keys": [jwk]}), issuer=ISSUER, audience=AUDIENCE, leeway=0)
+    token = sign(key, jwk, exp=int(time.time()) + 1)
+    await verifier.verify(token)
+    await asyncio.sleep(1.1)
+    with pytest.raises(Unauthorized):
+        await verifier.verify(token)
+
+
+def test_bearer_token_parsing() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token("Bearer ") is None
+    assert bearer_token(None) is None

@@ -1,0 +1,234 @@
+"""The outbox on the real Postgres and RabbitMQ: committed events arrive, rolled-back ones never do."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.bootstrap import ServiceDatabase, _connect, ensure_service_schema
+from shared.broker import BrokerLink
+from shared.db import make_engine, make_sessionmaker, schema_metadata, unit_of_work
+from shared.events import EXCHANGE, UserDeactivated, UserDeactivatedData, UserRegistered, UserRegisteredData
+from shared.outbox import OutboxMetrics, OutboxRelay, add_event, outbox_table
+from shared.settings import with_credentials
+from shared.tcpproxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Env:
+    engine: AsyncEngine
+    table: Table
+    dsn: str
+    amqp_url: str
+
+
+@pytest.fixture
+async def env(test_database_url: str, test_amqp_url: str) -> AsyncIterator[Env]:
+    tag = uuid.uuid4().hex[:6]
+    service = ServiceDatabase(schema=f"ob_{tag}", role=f"ob_{tag}_svc", password=None)
+    await ensure_service_schema(test_database_url, service)
+    dsn = with_credentials(test_database_url, service.role, None)
+    metadata = schema_metadata(service.schema)
+    table = outbox_table(metadata)
+    engine = make_engine(dsn, schema=service.schema)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        yield Env(engine, table, dsn, test_amqp_url)
+    finally:
+        await engine.dispose()
+        conn = await _connect(test_database_url)
+        try:
+            await conn.execute(f'DROP OWNED BY "{service.role}" CASCADE')
+            await conn.execute(f'DROP ROLE "{service.role}"')
+        finally:
+            await conn.close()
+
+
+async def bound_queue(amqp_url: str, *keys: str) -> tuple[aio_pika.abc.AbstractConnection, AbstractQueue]:
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(f"probe-{uuid.uuid4().hex[:8]}", exclusive=True)
+    for key in keys:
+        await queue.bind(exchange, key)
+    return connection, queue
+
+
+async def drain(queue: AbstractQueue, want: int, timeout: float = 10.0) -> list[AbstractIncomingMessage]:
+    got: list[AbstractIncomingMessage] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(got) < want and asyncio.get_running_loop().time() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            await asyncio.sleep(0.05)
+        else:
+            got.append(message)
+    return got
+
+
+def registered(email: str = "a@example.com") -> UserRegistered:
+    return UserRegistered(
+        correlation_id="req-1", data=UserRegisteredData(user_id=uuid.uuid4(), email=email, full_name="A")
+    )
+
+
+async def write(engine: AsyncEngine, table: Table, *events: UserRegistered | UserDeactivated) -> None:
+    async with unit_of_work(make_sessionmaker(engine)) as uow:
+        for event in events:
+            await add_event(uow.session, table, event)
+
+
+def relay_for(env: Env, link: BrokerLink, registry: CollectorRegistry | None = None) -> OutboxRelay:
+    return OutboxRelay(
+        engine=env.engine,
+        table=env.table,
+        link=link,
+        listen_dsn=env.dsn,
+        metrics=OutboxMetrics.create(registry or CollectorRegistry()),
+        poll_interval=0.2,
+        max_backoff=0.5,
+    )
+
+
+async def pending(engine: AsyncEngine, table: Table) -> int:
+    async with engine.connect() as conn:
+        value = await conn.scalar(select(func.count()).where(table.c.published_at.is_(None)))
+    return int(value or 0)
+
+
+async def test_committed_event_is_published_with_the_contract_properties(env: Env) -> None:
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+    link = BrokerLink(env.amqp_url, name="test-relay")
+    relay = relay_for(env, link)
+    task = asyncio.create_task(relay.run())
+    try:
+        event = registered()
+        await write(env.engine, env.table, event)
+        [message] = await drain(queue, 1)
+        assert message.message_id == str(event.id)
+        assert message.type == "user.registered"
+        assert message.content_type == "application/json"
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert message.routing_key == "user.registered"
+        assert message.headers["correlation_id"] == "req-1"
+        assert str(message.headers["traceparent"]).startswith("00-")
+        assert UserRegistered.model_validate_json(message.body) == event
+        await asyncio.sleep(0.3)
+        assert await pending(env.engine, env.table) == 0
+    finally:
+        relay.stop()
+        await task
+        await link.close()
+        await connection.close()
+
+
+async def test_rolled_back_transaction_publishes_nothing(env: Env) -> None:
+    connection, queue = await bound_queue(env.amqp_url, "#")
+    link = BrokerLink(env.amqp_url, name="test-relay")
+    relay = relay_for(env, link)
+    task = asyncio.create_task(relay.run())
+    try:
+        sessions = make_sessionmaker(env.engine)
+        with pytest.raises(RuntimeError):
+            async with unit_of_work(sessions) as uow:
+                await add_event(uow.session, env.table, registered())
+                raise RuntimeError("the handler failed after writing the event")
+        kept = registered("kept@example.com")
+        await write(env.engine, env.table, kept)
+        messages = await drain(queue, 2, timeout=2.0)
+        assert [m.message_id for m in messages] == [str(kept.id)]
+    finally:
+        relay.stop()
+        await task
+        await link.close()
+        await connection.close()
+
+
+async def test_events_survive_a_cut_broker_link_and_arrive_in_order(env: Env) -> None:
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+    parts = urlsplit(env.amqp_url)
+    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672).start()
+    link = BrokerLink(
+        env.amqp_url.replace(f"{parts.hostname}:{parts.port or 5672}", f"127.0.0.1:{proxy.port}"),
+        name="test-relay",
+    )
+    registry = CollectorRegistry()
+    relay = relay_for(env, link, registry)
+    task = asyncio.create_task(relay.run())
+    try:
+        first = [registered(f"a{i}@example.com") for i in range(5)]
+        await write(env.engine, env.table, *first)
+        assert len(await drain(queue, 5)) == 5
+        await proxy.cut()
+        during = [registered(f"b{i}@example.com") for i in range(20)]
+        for event in during:
+            await write(env.engine, env.table, event)
+        await asyncio.sleep(1.0)
+        assert await pending(env.engine, env.table) == 20
+        assert (registry.get_sample_value("outbox_publish_failures_total", {"reason": "broker"}) or 0) >= 1
+        await proxy.restore()
+        received = await drain(queue, 20, timeout=15)
+        assert [m.message_id for m in received] == [str(e.id) for e in during]
+        await asyncio.sleep(0.3)
+        assert await pending(env.engine, env.table) == 0
+    finally:
+        relay.stop()
+        await task
+        await link.close()
+        await proxy.stop()
+        await connection.close()
+
+
+async def test_unroutable_event_is_recorded_not_silently_dropped(env: Env) -> None:
+    link = BrokerLink(env.amqp_url, name="test-relay")
+    registry = CollectorRegistry()
+    relay = relay_for(env, link, registry)
+    # A routing key nobody binds: the run's vhost is shared with every service's consumer tests.
+    event = UserDeactivated(data=UserDeactivatedData(user_id=uuid.uuid4())).model_copy(
+        update={"type": f"test.unroutable.{uuid.uuid4().hex[:8]}"}
+    )
+    await write(env.engine, env.table, event)
+    try:
+        assert await relay.relay_once() == 0
+    finally:
+        await link.close()
+    async with env.engine.connect() as conn:
+        row = (await conn.execute(select(env.table).where(env.table.c.event_id == event.id))).one()
+    assert row.last_error
+    assert row.attempts == 1
+    assert registry.get_sample_value("outbox_publish_failures_total", {"reason": "unroutable"}) == 1
+
+
+async def test_two_relays_publish_each_event_once(env: Env) -> None:
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+    links = [BrokerLink(env.amqp_url, name=f"relay-{i}") for i in range(2)]
+    relays = [relay_for(env, link) for link in links]
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+        events = [registered(f"c{i}@example.com") for i in range(200)]
+        for start in range(0, 200, 20):
+            await write(env.engine, env.table, *events[start : start + 20])
+        received = await drain(queue, 200, timeout=20)
+        await asyncio.sleep(0.5)
+        assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in events)
+        assert await queue.get(no_ack=True, fail=False) is None
+    finally:
+        for relay in relays:
+            relay.stop()
+        await asyncio.gather(*tasks)
+        for link in links:
+            await link.close()
+        await connection.close()

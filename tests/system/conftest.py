@@ -1,0 +1,79 @@
+"""A real stack for the system tests: users and gateway as processes on a throwaway database."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.devstack import COMPONENTS, Stack, write_dev_key
+from shared.testing import Infra, own_vhost
+
+ADMIN_EMAIL = "root@example.com"
+ADMIN_PASSWORD = "admin-password-123"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def test_amqp_url(infra: Infra) -> Iterator[str]:
+    """A vhost of the system tests' own: the service suites leave queues declared with test-only
+    settings (short retry delays) in theirs, which a real process could not declare again."""
+    yield from own_vhost(infra)
+
+
+@pytest.fixture(scope="session")
+def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dev_key(tmp_path_factory.mktemp("keys") / "jwt-ed25519.pem")
+
+
+@pytest.fixture(scope="session")
+def signing_key(signing_key_file: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(signing_key_file.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return key
+
+
+@pytest.fixture(scope="session")
+def stack(
+    test_database_url: str,
+    test_amqp_url: str,
+    signing_key_file: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    wanted = [c for c in COMPONENTS if c.name in ("users", "gateway")]
+    log_dir = tmp_path_factory.mktemp("logs")
+    stack = Stack(
+        database_url=test_database_url,
+        amqp_url=test_amqp_url,
+        components=wanted,
+        ports={c.name: free_port() for c in COMPONENTS},
+        env={
+            "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "APP_ENV": "test",
+            "LOG_LEVEL": "INFO",
+        },
+        log_dir=log_dir,
+    )
+    try:
+        stack.prepare()
+        stack.start_all()
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def read_log(stack: Stack, name: str) -> str:
+    assert stack.log_dir is not None
+    return (stack.log_dir / f"{name}.log").read_text(errors="replace")
