@@ -21,6 +21,7 @@ from realtime.settings import SCHEMA, Settings
 from realtime.testing import IssuerStandIn, bound_socket, serve_in_thread
 from shared.bootstrap import ServiceDatabase, ensure_service_schema
 from shared.migrations import upgrade
+from shared.server import GracefulServer, lifecycle_of
 from shared.settings import with_credentials
 
 
@@ -81,6 +82,11 @@ def make_settings(realtime_db: RealtimeDb, test_amqp_url: str, issuer_url: str) 
 class Server:
     app: FastAPI
     url: str
+    server: uvicorn.Server
+
+    def stop(self) -> None:
+        """Begin the shutdown a SIGTERM begins (the ``serving`` block waits for its end)."""
+        self.server.should_exit = True
 
     @property
     def ws_url(self) -> str:
@@ -109,12 +115,13 @@ async def serving(settings: Settings, *, send_buffer: int | None = None) -> Asyn
     app = create_app(settings)
     sock = bound_socket(send_buffer=send_buffer)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, settings, loop="asyncio", timeout_graceful_shutdown=3))
+    config = uvicorn_config(app, settings, loop="asyncio", timeout_graceful_shutdown=3)
+    server = GracefulServer(config, lifecycle=lifecycle_of(app))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         url = f"http://127.0.0.1:{port}"
         await wait_ready(url)
-        yield Server(app, url)
+        yield Server(app, url, server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)

@@ -69,6 +69,35 @@ async def test_the_stream_sends_comment_lines_and_accepts_a_token_in_the_query(
     assert len(reader.comments) >= 2
 
 
+async def test_a_stopping_replica_ends_its_streams_cleanly_and_no_other_replicas(
+    run_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+) -> None:
+    """An SSE response never ends by itself: on shutdown the replica ends it (a complete response, so
+    the browser reconnects elsewhere with Last-Event-ID), instead of holding the drain until uvicorn
+    cuts it mid-chunk. Another server in the same process keeps streaming (sse-starlette alone would
+    end every stream of the process for good after the first server's exit)."""
+    user = uuid.uuid4()
+    url = f"/api/v1/events/stream?token={issuer.token(user)}"
+    async with (
+        run_server() as survivor,
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("GET", survivor.url + url) as kept,
+    ):
+        kept_reader = SseReader(kept.aiter_lines())
+        assert (await kept_reader.next())["event"] == "ready"
+        async with run_server() as doomed, client.stream("GET", doomed.url + url) as ended:
+            ended_reader = SseReader(ended.aiter_lines())
+            assert (await ended_reader.next())["event"] == "ready"
+            doomed.stop()
+            # Cut mid-chunk at uvicorn's timeout this would raise httpx.RemoteProtocolError instead.
+            with pytest.raises(EOFError):
+                await ended_reader.next()
+        await publish(test_amqp_url, order_created(user))
+        live = await kept_reader.next()
+    assert live["event"] == "order.created"
+    assert live["id"] == "1"
+
+
 @pytest.mark.parametrize("token", [None, "garbage", "expired"])
 async def test_the_stream_needs_a_valid_token(
     shared_server: Any, issuer: IssuerStandIn, token: str | None

@@ -28,6 +28,21 @@ class Lifecycle:
 
     def __init__(self) -> None:
         self.draining = False
+        self._on_stop: list[Callable[[], None]] = []
+
+    def on_stop(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` (on the event loop) when the server stops accepting; returns an undo."""
+        self._on_stop.append(callback)
+        return lambda: self._on_stop.remove(callback) if callback in self._on_stop else None
+
+    def stopping(self) -> None:
+        """The server closes: end what it would otherwise wait for (long-lived streams)."""
+        self.draining = True
+        for callback in list(self._on_stop):
+            try:
+                callback()
+            except Exception:
+                log.exception("a shutdown callback failed")
 
 
 def health_router(

@@ -113,6 +113,9 @@ class GracefulServer(uvicorn.Server):
         gc.freeze()
 
     async def shutdown(self, sockets: Any = None) -> None:
+        if self.lifecycle is not None:
+            # Long-lived responses (SSE) would hold the drain until its timeout: they end themselves.
+            self.lifecycle.stopping()
         await super().shutdown(sockets)
         if self.on_stopped is not None:
             await asyncio.to_thread(self.on_stopped)

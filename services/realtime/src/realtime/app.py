@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from starlette.routing import WebSocketRoute
 
 from realtime.delivery import sse
+from realtime.delivery.subscriber import CLOSE_GOING_AWAY
 from realtime.delivery.websocket import websocket_endpoint
 from realtime.resources import Metrics, open_resources
 from realtime.settings import Settings
@@ -37,6 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_resources(settings, metrics) as resources, running_workers(resources) as workers:
             app.state.realtime = resources.runtime
+            # uvicorn closes each WebSocket itself (1012) when it stops; an SSE response is just a
+            # request that never ends, so the hub ends those streams (the browser reconnects elsewhere).
+            undo = app.state.lifecycle.on_stop(
+                functools.partial(
+                    resources.runtime.hub.close_all, CLOSE_GOING_AWAY, "shutdown", transport="sse"
+                )
+            )
             app.state.token_verifier = resources.runtime.verifier
             app.state.readiness.update(
                 {
@@ -48,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                undo()
                 for name in READINESS:
                     app.state.readiness.pop(name, None)
 

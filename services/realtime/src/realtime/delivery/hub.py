@@ -100,6 +100,13 @@ class Hub:
             if head > behind[user_key]:
                 await self._fetch(user_key, head)
 
+    def close_all(self, code: int, reason: str, *, transport: str | None = None) -> None:
+        """Ask every connection (of ``transport``, if given) to end with ``code``."""
+        for subs in list(self._users.values()):
+            for subscriber in list(subs):
+                if transport is None or subscriber.transport == transport:
+                    subscriber.close(code, reason)
+
     async def close(self) -> None:
         for task in list(self._fetches):
             task.cancel()

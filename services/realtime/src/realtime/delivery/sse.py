@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import AppStatus
 
 from realtime.delivery.access import Caller, parse_since, presented_token, verify
 from realtime.delivery.subscriber import Subscriber
@@ -26,6 +27,10 @@ from realtime.streams.store import DATABASE_ERRORS
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["events"])
+
+# sse-starlette patches uvicorn so that the first exit of any server in the process ends every stream
+# of every later one too (a flag it never resets). The app's lifecycle ends its own streams instead.
+AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
