@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import Column, Integer, String, Table, select, text
 
 from shared.bootstrap import ServiceDatabase, _connect, ensure_service_schema
-from shared.db import make_engine, make_sessionmaker, schema_metadata, unit_of_work
+from shared.db import UnitOfWork, make_engine, make_sessionmaker, schema_metadata, unit_of_work
 from shared.errors import ValidationFailed
 from shared.pagination import Cursor
 from shared.settings import with_credentials
@@ -97,6 +98,20 @@ async def test_unit_of_work_commits_on_success_and_rolls_back_on_error(
         async with sessions() as session:
             rows = (await session.execute(select(notes.c.text))).scalars().all()
         assert rows == ["kept"]
+
+        # Before-commit hooks write inside the transaction: with it, or (on a failure) not at all.
+        async def write_collected(uow: UnitOfWork, note_id: int) -> None:
+            await uow.session.execute(notes.insert().values(id=note_id, text="collected"))
+
+        async with unit_of_work(sessions) as uow:  # nothing else done: the hook alone commits
+            uow.before_commit(functools.partial(write_collected, uow, 3))
+        with pytest.raises(RuntimeError):
+            async with unit_of_work(sessions) as uow:
+                uow.before_commit(functools.partial(write_collected, uow, 4))
+                raise RuntimeError("handler failed")
+        async with sessions() as session:
+            ids = (await session.execute(select(notes.c.id).order_by(notes.c.id))).scalars().all()
+        assert ids == [1, 3]
     finally:
         await engine.dispose()
 

@@ -90,6 +90,40 @@ async def test_the_same_event_delivered_three_times_gives_one_notification_and_o
     assert len(smtp.messages) == 1
 
 
+async def test_a_burst_gives_each_event_its_notification_and_announcement_in_order(
+    service: Service, bus: Bus, db: Database
+) -> None:
+    """A burst is handled in batches (one transaction, one INSERT per table each): every event still
+    gets exactly its own notification and notification.created, announced in the order consumed."""
+    user_id = uuid.uuid4()
+    events = [status_changed(user_id, "paid") for _ in range(60)]
+    for event in events:
+        await bus.publish(event)
+    await eventually(lambda: consumed(service, "order.status_changed", "handled") == 60)
+    rows = await db.fetch(
+        "SELECT n.id, n.source_event_id, o.payload FROM notification.notifications n"
+        " JOIN notification.outbox o ON (o.payload::jsonb -> 'data' ->> 'notification_id')::uuid = n.id"
+        " ORDER BY o.seq"
+    )
+    assert [row["source_event_id"] for row in rows] == [event.id for event in events]
+    assert await db.count("outbox", "event_type = 'notification.created'") == 60
+
+
+async def test_an_event_whose_inbox_entry_is_gone_is_still_not_announced_twice(
+    service: Service, bus: Bus, db: Database
+) -> None:
+    """The notification is keyed by its event too: with the inbox row purged, a late redelivery stores
+    and announces nothing (and the consumer still acks it)."""
+    event = status_changed(uuid.uuid4(), "paid")
+    await bus.publish(event)
+    await eventually(lambda: consumed(service, "order.status_changed", "handled") == 1)
+    await db.fetch("DELETE FROM notification.inbox WHERE event_id = $1", event.id)
+    await bus.publish(event)
+    await eventually(lambda: consumed(service, "order.status_changed", "handled") == 2)
+    assert await db.count("notifications") == 1
+    assert await db.count("outbox", "event_type = 'notification.created'") == 1
+
+
 async def test_a_handler_that_fails_twice_then_succeeds_has_one_effect(
     service: Service, bus: Bus, db: Database, smtp: MailServer, users: UsersStandIn
 ) -> None:

@@ -99,15 +99,23 @@ def trace_headers() -> dict[str, str]:
     return carrier
 
 
-def outbox_rows(events: Sequence[Event]) -> dict[str, list[Any]]:
-    """The parameters of ``insert_events``: one array per column, one element per event."""
+def event_headers(event: Event) -> dict[str, str]:
+    """The message headers of ``event``: its correlation id and the current trace context."""
+    return {"correlation_id": event.correlation_id or "", **trace_headers()}
+
+
+def outbox_rows(
+    events: Sequence[Event], headers: Sequence[dict[str, str]] | None = None
+) -> dict[str, list[Any]]:
+    """The parameters of ``insert_events``: one array per column, one element per event.
+
+    ``headers`` (one per event) when they were taken earlier, under the span that made each event.
+    """
     return {
         "outbox_event_id": [event.id for event in events],
         "outbox_event_type": [event.type for event in events],
         "outbox_payload": [event.model_dump_json() for event in events],
-        "outbox_headers": [
-            {"correlation_id": event.correlation_id or "", **trace_headers()} for event in events
-        ],
+        "outbox_headers": list(headers) if headers is not None else [event_headers(e) for e in events],
     }
 
 
@@ -147,13 +155,26 @@ def _insert_and_wake(table: Table) -> Select[Any]:
 
 async def add_event(session: AsyncSession, table: Table, event: Event) -> None:
     """Write ``event`` in the session's transaction; the relay wakes when that transaction commits."""
+    await add_events(session, table, [event])
+
+
+async def add_events(
+    session: AsyncSession,
+    table: Table,
+    events: Sequence[Event],
+    headers: Sequence[dict[str, str]] | None = None,
+) -> None:
+    """Write ``events`` (in this order) as one statement in the session's transaction."""
+    if not events:
+        return
+    rows = outbox_rows(events, headers)
     # One NOTIFY per transaction is enough to wake the relay (Postgres folds duplicates anyway).
     transaction = session.sync_session.get_transaction()
     if session.info.get("outbox_notified") is not transaction:
         session.info["outbox_notified"] = transaction
-        await session.execute(_insert_and_wake(table), outbox_rows([event]))
+        await session.execute(_insert_and_wake(table), rows)
     else:
-        await session.execute(insert_events(table), outbox_rows([event]))
+        await session.execute(insert_events(table), rows)
 
 
 @dataclass(frozen=True)

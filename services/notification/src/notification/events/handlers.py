@@ -61,8 +61,8 @@ class EventHandlers:
         user = event.data
         session = uow.session
         await contacts.remember(session, user.user_id, user.email, user.full_name)
-        await notifications.create_once(
-            session,
+        notifications.create_once(
+            uow,
             user_id=user.user_id,
             type="welcome",
             title=f"Welcome, {user.full_name}!",
@@ -91,8 +91,8 @@ class EventHandlers:
             "total_cents": order.total_cents,
             "currency": order.currency,
         }
-        await notifications.create_once(
-            uow.session,
+        notifications.create_once(
+            uow,
             user_id=order.user_id,
             type="order_created",
             title=text.title,
@@ -118,8 +118,8 @@ class EventHandlers:
             "from_status": change.from_status,
             "to_status": change.to_status,
         }
-        await notifications.create_once(
-            uow.session,
+        notifications.create_once(
+            uow,
             user_id=change.user_id,
             type="order_status_changed",
             title=text.title,
@@ -139,8 +139,8 @@ class EventHandlers:
         assert isinstance(event, NotificationRequested)
         request = event.data
         if "in_app" in request.channels:
-            await notifications.create_once(
-                uow.session,
+            notifications.create_once(
+                uow,
                 user_id=request.user_id,
                 type="message",
                 title=request.title,

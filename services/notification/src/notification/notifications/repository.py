@@ -2,47 +2,62 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ARRAY, CursorResult, Insert, Table, Text, Uuid, bindparam, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.notifications.models import Notification
 from shared.pagination import Cursor
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A notification to store (once per ``source_event_id``)."""
+
+    user_id: uuid.UUID
+    type: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    source_event_id: uuid.UUID
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+_COLUMNS = ("id", "user_id", "type", "title", "body", "data", "source_event_id")
+
+
+@functools.cache
+def _insert_many() -> Insert:
+    """INSERT of any number of drafts, given as one array per column: one fixed text, prepared once."""
+    table = cast("Table", Notification.__table__)
+    types = {"id": Uuid, "user_id": Uuid, "data": JSONB, "source_event_id": Uuid}
+    rows = (
+        func.unnest(*(bindparam(f"n_{name}", type_=ARRAY(types.get(name, Text))) for name in _COLUMNS))
+        .table_valued(*_COLUMNS)
+        .render_derived()
+    )
+    return (
+        insert(table)
+        .from_select(list(_COLUMNS), select(*(rows.c[name] for name in _COLUMNS)))
+        .on_conflict_do_nothing(index_elements=["source_event_id"])
+        .returning(table.c.id)
+    )
+
+
 class NotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_once(
-        self,
-        *,
-        user_id: uuid.UUID,
-        type: str,
-        title: str,
-        body: str,
-        data: dict[str, Any],
-        source_event_id: uuid.UUID,
-    ) -> Notification | None:
-        """Insert the notification of ``source_event_id``; None when that event already has one."""
-        stmt = (
-            insert(Notification)
-            .values(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                type=type,
-                title=title,
-                body=body,
-                data=data,
-                source_event_id=source_event_id,
-            )
-            .on_conflict_do_nothing(index_elements=[Notification.source_event_id])
-            .returning(Notification)
-        )
-        return await self.session.scalar(stmt.execution_options(populate_existing=True))
+    async def add_many_once(self, drafts: Sequence[Draft]) -> list[uuid.UUID]:
+        """Insert the drafts as one statement; the ids stored (a draft of an event that has one is not)."""
+        params = {f"n_{name}": [getattr(d, name) for d in drafts] for name in _COLUMNS}
+        return list((await self.session.execute(_insert_many(), params)).scalars())
 
     async def newest_first(
         self, user_id: uuid.UUID, *, limit: int, after: Cursor | None, unread_only: bool

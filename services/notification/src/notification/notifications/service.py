@@ -10,18 +10,60 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.database import outbox
 from notification.notifications.models import Notification
-from notification.notifications.repository import NotificationRepository
+from notification.notifications.repository import Draft, NotificationRepository
 from notification.notifications.schemas import NotificationOut
+from shared.db import UnitOfWork
 from shared.errors import NotFound
 from shared.events import NotificationCreated, NotificationCreatedData
-from shared.outbox import add_event
+from shared.outbox import add_events, event_headers
 from shared.pagination import Cursor, Page, PageParams
 
 log = logging.getLogger(__name__)
 
+_PENDING = "notification.pending"
 
-async def create_once(
-    session: AsyncSession,
+
+class _Pending:
+    """The notifications of one transaction, written together just before it commits.
+
+    A consumer batch handles many events in one transaction; one INSERT for all their notifications and
+    one for all their notification.created outbox rows cost two round trips instead of two per event.
+    Each announcement is made (correlation id, trace headers) when its handler asks for it.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.drafts: list[Draft] = []
+        self.events: list[NotificationCreated] = []
+        self.headers: list[dict[str, str]] = []
+
+    def add(self, draft: Draft) -> None:
+        event = NotificationCreated(
+            data=NotificationCreatedData(
+                notification_id=draft.id,
+                user_id=draft.user_id,
+                type=draft.type,
+                title=draft.title,
+                body=draft.body,
+            )
+        )
+        self.drafts.append(draft)
+        self.events.append(event)
+        self.headers.append(event_headers(event))
+
+    async def write(self) -> None:
+        stored = set(await NotificationRepository(self.session).add_many_once(self.drafts))
+        kept = [i for i, draft in enumerate(self.drafts) if draft.id in stored]
+        for i in sorted(set(range(len(self.drafts))) - set(kept)):
+            source = str(self.drafts[i].source_event_id)
+            log.info("notification already stored for event", extra={"event_id": source})
+        await add_events(
+            self.session, outbox, [self.events[i] for i in kept], [self.headers[i] for i in kept]
+        )
+
+
+def create_once(
+    uow: UnitOfWork,
     *,
     user_id: uuid.UUID,
     type: str,
@@ -29,28 +71,19 @@ async def create_once(
     body: str,
     data: dict[str, Any],
     source_event_id: uuid.UUID,
-) -> Notification | None:
-    """Store the notification of an event and announce it (notification.created) in the same transaction.
+) -> None:
+    """Store the notification of an event and announce it (notification.created) in ``uow``'s transaction.
 
-    None when the event already produced its notification: nothing is stored or announced twice.
+    Written just before the transaction commits, with the others of that transaction. An event that
+    already produced its notification stores and announces nothing a second time.
     """
-    notification = await NotificationRepository(session).add_once(
-        user_id=user_id, type=type, title=title, body=body, data=data, source_event_id=source_event_id
+    pending = uow.state.get(_PENDING)
+    if pending is None:
+        pending = uow.state[_PENDING] = _Pending(uow.session)
+        uow.before_commit(pending.write)
+    pending.add(
+        Draft(user_id=user_id, type=type, title=title, body=body, data=data, source_event_id=source_event_id)
     )
-    if notification is None:
-        log.info("notification already stored for event", extra={"event_id": str(source_event_id)})
-        return None
-    event = NotificationCreated(
-        data=NotificationCreatedData(
-            notification_id=notification.id,
-            user_id=notification.user_id,
-            type=notification.type,
-            title=notification.title,
-            body=notification.body,
-        )
-    )
-    await add_event(session, outbox, event)
-    return notification
 
 
 async def list_page(
