@@ -248,10 +248,12 @@ class OutboxRelay:
             .limit(bindparam("batch_size"))
             .with_for_update(skip_locked=True)
         )
+        # clock_timestamp(), not now(): the claiming transaction began before the publish, and
+        # published_at is when the broker had confirmed (the lag an operator reads off the rows).
         self._mark_published = (
             update(t)
             .where(t.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
-            .values(published_at=func.now())
+            .values(published_at=func.clock_timestamp())
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -414,7 +416,7 @@ class OutboxRelay:
     ) -> None:
         values: dict[str, Any] = {"attempts": self.table.c.attempts + 1, "last_error": error[:2000]}
         if mark_done:
-            values["published_at"] = func.now()
+            values["published_at"] = func.clock_timestamp()
         await conn.execute(update(self.table).where(self.table.c.seq == seq).values(**values))
 
     async def _housekeeping_loop(self) -> None:
