@@ -6,7 +6,9 @@ import time
 
 import httpx
 
-from gateway.testing import Recorder
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from gateway.testing import Recorder, Running, closed_port_url, serve_in_thread
 
 
 def test_events_arrive_before_the_upstream_has_finished(client: httpx.Client, auth: dict[str, str]) -> None:
@@ -43,3 +45,28 @@ def test_a_client_that_leaves_ends_the_upstream_stream(
 
 def test_a_stream_needs_a_token(client: httpx.Client) -> None:
     assert client.get("/api/v1/events/stream").status_code == 401
+
+
+def test_a_stopping_gateway_ends_its_streams_with_a_complete_response(
+    users_upstream: Running, orders_upstream: Running, auth: dict[str, str]
+) -> None:
+    """On SIGTERM an event stream ends properly (its client reconnects, to another gateway) instead of
+    holding the drain until uvicorn cuts it mid-chunk, which httpx reports as RemoteProtocolError."""
+    settings = GatewaySettings(
+        environment="test",
+        users_url=users_upstream.url,
+        orders_url=orders_upstream.url,
+        notification_url=closed_port_url(),
+        realtime_url=users_upstream.url,
+    )
+    params = {"count": "1000", "gap": "0.05"}  # 50 s of events: only the shutdown ends it early
+    with (
+        serve_in_thread(create_app(settings), graceful=True, timeout_graceful_shutdown=5) as running,
+        httpx.Client(base_url=running.url, timeout=10) as client,
+        client.stream("GET", "/api/v1/events/stream", params=params, headers=auth) as response,
+    ):
+        chunks = response.iter_raw()
+        assert next(chunks).startswith(b"id: 1\n")
+        running.server.should_exit = True
+        rest = b"".join(chunks)
+    assert b"id: 1000\n" not in rest

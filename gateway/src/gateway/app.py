@@ -30,6 +30,7 @@ from gateway.websocket import WebSocketProxy
 from shared.app import create_base_app
 from shared.metrics import HttpMetrics, RequestMetricsMiddleware
 from shared.middleware import BodySizeLimitMiddleware, RequestIdMiddleware, UnhandledErrorMiddleware
+from shared.server import lifecycle_of
 from shared.tracing import ServerSpanMiddleware
 
 
@@ -93,7 +94,8 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
         # Innermost of FastAPI's middleware, after the request id exists.
         api.user_middleware.append(Middleware(GatewayCORSMiddleware, origins=settings.cors_origins))
 
-    chain: ASGIApp = ProxyApp(runtime)
+    lifecycle = lifecycle_of(api)
+    chain: ASGIApp = ProxyApp(runtime, lifecycle.stopped if lifecycle is not None else None)
     refused = rate_limited_counter(registry, [route.template for route in runtime.table.routes])
     if settings.rate_limit_per_minute:
         # Inside CORS and metrics: a 429 carries the CORS headers a browser needs and is counted.

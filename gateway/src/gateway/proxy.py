@@ -7,6 +7,7 @@ are relayed as they arrive.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.types import Message, Receive, Scope, Send
@@ -42,8 +43,9 @@ async def send_problem(scope: Scope, receive: Receive, send: Send, error: AppErr
 class ProxyApp:
     """Forwards a request whose route the dispatcher matched (``scope["route_template"]``)."""
 
-    def __init__(self, runtime: GatewayRuntime) -> None:
+    def __init__(self, runtime: GatewayRuntime, stop: asyncio.Event | None = None) -> None:
         self.runtime = runtime
+        self.stop = stop  # set when the server stops accepting (streams end then)
         self.timeout = runtime.settings.upstream_timeout
         self.trusted = TrustedProxies(runtime.settings.trusted_proxies)
         self.errors = runtime.metrics.errors
@@ -96,7 +98,7 @@ class ProxyApp:
                 span.set_attribute("http.response.status_code", response.status)
         self.observers[route.upstream].observe(time.perf_counter() - started)
         if route.stream:
-            await stream_response(response, receive, send)
+            await stream_response(response, receive, send, self.stop)
             return
         headers = client_response_headers(response.headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})

@@ -28,6 +28,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
+from shared.server import GracefulServer, lifecycle_of
+
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 KID = "test-key-1"
 
@@ -254,8 +256,13 @@ def closed_port_url() -> str:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, port: int = 0, **config: Any) -> Iterator[Running]:
-    """Run ``app`` under uvicorn in a thread of its own until the block ends (port 0: a free one)."""
+def serve_in_thread(
+    app: ASGIApp, port: int = 0, *, graceful: bool = False, **config: Any
+) -> Iterator[Running]:
+    """Run ``app`` under uvicorn in a thread of its own until the block ends (port 0: a free one).
+
+    ``graceful``: under ``shared.server.GracefulServer``, which tells the app's lifecycle it stops.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -268,7 +275,12 @@ def serve_in_thread(app: ASGIApp, port: int = 0, **config: Any) -> Iterator[Runn
         "proxy_headers": False,
         "server_header": False,
     }
-    server = uvicorn.Server(uvicorn.Config(app, **{**options, **config}))
+    uvicorn_config = uvicorn.Config(app, **{**options, **config})
+    server = (
+        GracefulServer(uvicorn_config, lifecycle=lifecycle_of(app))
+        if graceful
+        else uvicorn.Server(uvicorn_config)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

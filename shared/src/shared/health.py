@@ -28,6 +28,8 @@ class Lifecycle:
 
     def __init__(self) -> None:
         self.draining = False
+        # Set when the server stops accepting: what would hold its drain (a stream) ends on it.
+        self.stopped = asyncio.Event()
         self._on_stop: list[Callable[[], None]] = []
 
     def on_stop(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -38,6 +40,7 @@ class Lifecycle:
     def stopping(self) -> None:
         """The server closes: end what it would otherwise wait for (long-lived streams)."""
         self.draining = True
+        self.stopped.set()
         for callback in list(self._on_stop):
             try:
                 callback()
