@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ from shared.broker import BrokerLink
 from shared.db import make_engine, make_sessionmaker, schema_metadata, unit_of_work
 from shared.events import EXCHANGE, UserDeactivated, UserDeactivatedData, UserRegistered, UserRegisteredData
 from shared.outbox import OutboxMetrics, OutboxRelay, add_event, outbox_table
+from shared.outbox_thread import RelayThread
 from shared.settings import with_credentials
 from shared.tcpproxy import TcpProxy
 
@@ -135,6 +138,35 @@ async def test_committed_event_is_published_with_the_contract_properties(env: En
         await connection.close()
 
 
+async def test_an_event_that_opens_its_transaction_still_wakes_the_relay(env: Env) -> None:
+    """The NOTIFY rides on a transaction's first outbox row, even when that row is the transaction's
+    first statement (the session has no transaction object yet then). With polling 30 s away, only
+    the NOTIFY can bring the event out within the drain's 5 s."""
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+    link = BrokerLink(env.amqp_url, name="test-relay")
+    relay = OutboxRelay(
+        engine=env.engine,
+        table=env.table,
+        link=link,
+        listen_dsn=env.dsn,
+        metrics=OutboxMetrics.create(CollectorRegistry()),
+        poll_interval=30,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # listening, first (empty) pass done: asleep until woken
+        for email in ("one@example.com", "two@example.com"):
+            event = registered(email)
+            await write(env.engine, env.table, event)
+            [message] = await drain(queue, 1, timeout=5)
+            assert message.message_id == str(event.id)
+    finally:
+        relay.stop()
+        await task
+        await link.close()
+        await connection.close()
+
+
 async def test_rolled_back_transaction_publishes_nothing(env: Env) -> None:
     connection, queue = await bound_queue(env.amqp_url, "#")
     link = BrokerLink(env.amqp_url, name="test-relay")
@@ -232,3 +264,60 @@ async def test_two_relays_publish_each_event_once(env: Env) -> None:
         for link in links:
             await link.close()
         await connection.close()
+
+
+async def test_a_relay_on_its_own_thread_publishes_and_its_stop_runs_the_final_pass(env: Env) -> None:
+    """``RelayThread``: engine and link are built inside the thread's loop (asyncpg and aiormq belong
+    to the loop that made them); stop() lets the relay finish, rows written just before included."""
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+
+    @asynccontextmanager
+    async def open_relay() -> AsyncIterator[OutboxRelay]:
+        engine = make_engine(env.dsn, schema=str(env.table.schema))
+        link = BrokerLink(env.amqp_url, name="test-relay-thread")
+        try:
+            yield OutboxRelay(
+                engine=engine,
+                table=env.table,
+                link=link,
+                listen_dsn=env.dsn,
+                metrics=OutboxMetrics.create(CollectorRegistry()),
+                poll_interval=30,  # only NOTIFY or the final pass can move these rows
+                max_backoff=0.5,
+            )
+        finally:
+            await link.close()
+            await engine.dispose()
+
+    thread = RelayThread(open_relay, name="test-outbox-relay")
+    thread.start()
+    try:
+        first = registered("first@example.com")
+        await write(env.engine, env.table, first)
+        [message] = await drain(queue, 1)
+        assert message.message_id == str(first.id)
+        last = registered("last@example.com")
+        await write(env.engine, env.table, last)
+        assert await thread.stop(timeout=10), "the relay thread did not stop"
+        assert await pending(env.engine, env.table) == 0
+        [late] = await drain(queue, 1)
+        assert late.message_id == str(last.id)
+    finally:
+        await thread.stop(timeout=10)
+        await connection.close()
+
+
+async def test_a_relay_thread_stopped_before_its_loop_started_still_ends() -> None:
+    opened = threading.Event()
+
+    @asynccontextmanager
+    async def open_relay() -> AsyncIterator[OutboxRelay]:
+        opened.set()
+        raise RuntimeError("never built")
+        yield  # pragma: no cover
+
+    thread = RelayThread(open_relay, name="test-outbox-relay-early")
+    stopping = asyncio.ensure_future(thread.stop(timeout=10))  # before start: nothing to ask yet
+    thread.start()
+    assert await stopping
+    assert opened.is_set()

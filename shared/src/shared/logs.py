@@ -14,7 +14,12 @@ from shared.context import current_request_id
 from shared.tracing import current_trace_id
 
 # color_message: uvicorn's ANSI-coloured copy of the message, noise in both formats.
-_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 _TOKEN = re.compile(r"(?i)(token=)[^&\s\"]+")

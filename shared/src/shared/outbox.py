@@ -169,12 +169,13 @@ async def add_events(
         return
     rows = outbox_rows(events, headers)
     # One NOTIFY per transaction is enough to wake the relay (Postgres folds duplicates anyway).
+    # Before its first statement a session has no transaction yet (None): that one must notify too.
     transaction = session.sync_session.get_transaction()
-    if session.info.get("outbox_notified") is not transaction:
-        session.info["outbox_notified"] = transaction
-        await session.execute(_insert_and_wake(table), rows)
-    else:
+    if transaction is not None and session.info.get("outbox_notified") is transaction:
         await session.execute(insert_events(table), rows)
+    else:
+        await session.execute(_insert_and_wake(table), rows)
+        session.info["outbox_notified"] = session.sync_session.get_transaction()
 
 
 @dataclass(frozen=True)
