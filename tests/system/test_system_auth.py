@@ -294,8 +294,13 @@ def test_request_id_reaches_the_service_log(gateway: httpx.Client, stack: Stack)
         headers={"X-Request-ID": request_id},
     )
     assert response.headers["x-request-id"] == request_id
+    # Each access line is written once its response has gone out, so it may trail the answer a little.
     deadline = time.monotonic() + 5
-    while request_id not in read_log(stack, "users") and time.monotonic() < deadline:
+    logs = {name: "" for name in ("users", "gateway")}
+    while time.monotonic() < deadline:
+        logs = {name: read_log(stack, name) for name in logs}
+        if all(request_id in text for text in logs.values()):
+            break
         time.sleep(0.1)
-    assert request_id in read_log(stack, "users")
-    assert request_id in read_log(stack, "gateway")
+    assert request_id in logs["users"]
+    assert request_id in logs["gateway"]
