@@ -84,7 +84,7 @@ async def open_all(url: str, tokens: list[str], batch: int) -> list[ClientConnec
 
 async def measure(
     args: argparse.Namespace, port: int, pid: int, amqp_url: str, issuer: IssuerStandIn
-) -> None:
+) -> dict[str, float]:
     url = f"ws://127.0.0.1:{port}/ws"
     users = [uuid.uuid4() for _ in range(args.users)]
     tokens = [issuer.token(users[n % len(users)], ttl=3600) for n in range(args.connections)]
@@ -112,10 +112,11 @@ async def measure(
     published = time.perf_counter()
     await publish(amqp_url, *(notification_created(user) for user in users))
     await asyncio.gather(*(Frames(ws).events(1, timeout=120) for ws in connections))
+    fan_out = time.perf_counter() - published
     log.info(
         "one event per user reached all %d connections in %.2fs (publish included)",
         args.connections,
-        time.perf_counter() - published,
+        fan_out,
     )
     async with httpx.AsyncClient(timeout=10) as client:
         metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
@@ -125,6 +126,24 @@ async def measure(
         *_mean(metrics, "event_handling_seconds"),
     )
     await asyncio.gather(*(ws.close() for ws in connections), return_exceptions=True)
+    return {"open": len(connections), "per_kib": per, "fan_out": fan_out, "rss_mib": after / 1024}
+
+
+def table(args: argparse.Namespace, figures: dict[str, float]) -> str:
+    return "\n".join(
+        [
+            f"WebSockets on one realtime process ({args.connections:,} clients, {args.users:,} users)",
+            "",
+            "| figure | value | target |",
+            "|---|---:|---:|",
+            f"| connections held open | {figures['open']:,.0f} | 10,000 |",
+            f"| memory per connection (KiB, RSS growth / connections) | {figures['per_kib']:.1f} "
+            "| < 48.8 (50 KB) |",
+            f"| server RSS with all open (MiB) | {figures['rss_mib']:.0f} | |",
+            f"| one event per user reaching every connection (s, publish included) "
+            f"| {figures['fan_out']:.2f} | |",
+        ]
+    )
 
 
 def _mean(metrics: str, name: str) -> tuple[float, int]:
@@ -167,7 +186,8 @@ async def main(args: argparse.Namespace) -> None:
             }
             server = await asyncio.create_subprocess_exec(sys.executable, "-m", "realtime", "serve", env=env)
             await wait_ready(f"http://127.0.0.1:{port}")
-            await measure(args, port, server.pid, amqp_url, issuer)
+            figures = await measure(args, port, server.pid, amqp_url, issuer)
+            sys.stdout.write(table(args, figures) + "\n")
     finally:
         if server is not None:
             server.terminate()
@@ -184,4 +204,5 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--batch", type=int, default=200)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main(parser.parse_args()))
