@@ -53,13 +53,16 @@ class _Pending:
 
     async def write(self) -> None:
         stored = set(await NotificationRepository(self.session).add_many_once(self.drafts))
-        kept = [i for i, draft in enumerate(self.drafts) if draft.id in stored]
-        for i in sorted(set(range(len(self.drafts))) - set(kept)):
-            source = str(self.drafts[i].source_event_id)
-            log.info("notification already stored for event", extra={"event_id": source})
-        await add_events(
-            self.session, outbox, [self.events[i] for i in kept], [self.headers[i] for i in kept]
-        )
+        events: list[NotificationCreated] = []
+        headers: list[dict[str, str]] = []
+        for draft, event, header in zip(self.drafts, self.events, self.headers, strict=True):
+            if draft.id in stored:
+                events.append(event)
+                headers.append(header)
+            else:
+                source = str(draft.source_event_id)
+                log.info("notification already stored for event", extra={"event_id": source})
+        await add_events(self.session, outbox, events, headers)
 
 
 def create_once(
