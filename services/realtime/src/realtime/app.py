@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_base_app(
         title="realtime", description=DESCRIPTION, lifespan=lifespan, registry=registry, openapi_tags=TAGS
     )
+    sse.use_own_drain()
     app.include_router(sse.router)
     # A plain Starlette route: FastAPI's dependency machinery would cost memory on every connection.
     app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint, name="events_ws"))

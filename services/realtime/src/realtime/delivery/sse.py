@@ -28,9 +28,14 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["events"])
 
-# sse-starlette patches uvicorn so that the first exit of any server in the process ends every stream
-# of every later one too (a flag it never resets). The app's lifecycle ends its own streams instead.
-AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
+
+def use_own_drain() -> None:
+    """Turn off sse-starlette's shutdown drain: the app's lifecycle ends its own streams instead.
+
+    The library patches uvicorn so that the first exit of any server in the process ends every
+    stream of every later one too (a process-wide flag it never resets).
+    """
+    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
