@@ -36,6 +36,9 @@ def use_own_drain() -> None:
     stream of every later one too (a process-wide flag it never resets).
     """
     AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
+    # Set by a server that stopped earlier in this process while the drain was on (tests run many).
+    AppStatus.should_exit = False
+
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
