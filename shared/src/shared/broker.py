@@ -46,6 +46,12 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (
 
 PERSISTENT = 2  # AMQP delivery mode
 
+# Seconds to wait between the last ack and closing the channel. A quorum queue may ignore acks that
+# arrive just before their channel closes (rabbitmq/rabbitmq-server#10327, open; RabbitMQ 3.10 here):
+# those deliveries come back although they were handled. Acking 100 deliveries and closing at once
+# left some in the queue in 7 of 20 rounds; with this pause, in none of 20.
+ACK_SETTLE_GRACE = 0.5
+
 
 class PublishRejected(Exception):
     """The broker nacked the message or returned it as unroutable."""

@@ -31,7 +31,7 @@ from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, String,
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.broker import BROKER_ERRORS
+from shared.broker import ACK_SETTLE_GRACE, BROKER_ERRORS
 from shared.context import request_id_var
 from shared.db import UnitOfWork, unit_of_work
 from shared.events import EXCHANGE, Event, UnknownEvent, parse_event
@@ -268,6 +268,8 @@ class EventConsumer:
                 # with RabbitMQ 3.10's quorum queues, some deliveries acked after the cancel came back
                 # all the same (handled and acked, then redelivered: tests/system/test_system_ops.py).
                 await self._drain()
+                # Then a pause before the close, or the last acks may be lost (ACK_SETTLE_GRACE).
+                await asyncio.sleep(ACK_SETTLE_GRACE)
         finally:
             if worker is not None:
                 worker.cancel()

@@ -24,6 +24,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from shared.broker import ACK_SETTLE_GRACE
 from shared.consumer import ATTEMPT_HEADER, ERROR_HEADER
 from shared.settings import DEFAULT_AMQP_URL
 
@@ -96,6 +97,8 @@ async def redrive(amqp_url: str, service: str, ids: Iterable[str] | None) -> int
             )
             await message.ack()
             moved += 1
+        if moved:
+            await asyncio.sleep(ACK_SETTLE_GRACE)  # or a redriven message may stay in the DLQ too
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
