@@ -171,6 +171,7 @@ class EventConsumer:
         self._channel: AbstractChannel | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._last_batch_at = float("-inf")  # when the worker last settled (acked) a batch
 
     async def check(self) -> None:
         """Readiness: raises unless the consumer is attached to its queue."""
@@ -268,8 +269,11 @@ class EventConsumer:
                 # with RabbitMQ 3.10's quorum queues, some deliveries acked after the cancel came back
                 # all the same (handled and acked, then redelivered: tests/system/test_system_ops.py).
                 await self._drain()
-                # Then a pause before the close, or the last acks may be lost (ACK_SETTLE_GRACE).
-                await asyncio.sleep(ACK_SETTLE_GRACE)
+                # Then, if it acked anything lately, a pause before the close, or the last acks may
+                # be lost (ACK_SETTLE_GRACE).
+                pause = self._last_batch_at + ACK_SETTLE_GRACE - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
         finally:
             if worker is not None:
                 worker.cancel()
@@ -322,6 +326,7 @@ class EventConsumer:
             except Exception:
                 log.exception("consumer batch failed unexpectedly")
             finally:
+                self._last_batch_at = time.monotonic()
                 if self._waiting.empty():
                     self._idle.set()
 
