@@ -21,6 +21,7 @@ from shared.dlq import list_dead_letters, redrive
 from shared.events import EXCHANGE, Event, UserDeactivated, UserDeactivatedData
 from shared.settings import with_credentials
 from shared.tcpproxy import TcpProxy
+from shared.testing import queue_depth
 
 pytestmark = pytest.mark.integration
 
@@ -326,16 +327,6 @@ async def publish_many(amqp_url: str, events: list[UserDeactivated]) -> None:
                 for e in events
             )
         )
-    finally:
-        await connection.close()
-
-
-async def queue_depth(amqp_url: str, name: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(name, passive=True)
-        return int(queue.declaration_result.message_count or 0)
     finally:
         await connection.close()
 

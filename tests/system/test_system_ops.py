@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.devstack import COMPONENTS, Stack
 from shared.events import EXCHANGE, UserDeactivated, UserDeactivatedData
+from shared.testing import queue_depth
 
 from .conftest import free_port
 from .opsstack import eventually, register, running_stack
@@ -303,16 +304,6 @@ async def drain_tap(amqp_url: str, name: str, want: set[str], timeout: float) ->
     finally:
         await connection.close()
     return seen
-
-
-async def queue_depth(amqp_url: str, name: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(name, passive=True)
-        return int(queue.declaration_result.message_count or 0)
-    finally:
-        await connection.close()
 
 
 async def fetch(database_url: str, query: str, *args: Any) -> list[Any]:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import aio_pika
 import httpx
 import pytest
 
@@ -148,3 +149,14 @@ def own_vhost(infra: Infra) -> Iterator[str]:
 async def http_client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10.0) as client:
         yield client
+
+
+async def queue_depth(amqp_url: str, name: str) -> int:
+    """Messages ready in queue ``name`` (not those delivered and not yet acked)."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
