@@ -45,6 +45,8 @@ class Lifecycle:
             try:
                 callback()
             except Exception:
+                # Logged with its traceback, not swallowed: one broken callback must not keep the
+                # others (or the shutdown itself) from running.
                 log.exception("a shutdown callback failed")
 
 
