@@ -1,3 +1,3 @@
 """Root conftest: the real-infrastructure fixtures every test package shares."""
 
-pytest_plugins = ["shared.testing"]
+pytest_plugins = ["shared.testing.fixtures"]

@@ -30,9 +30,9 @@ import httpx
 
 from bench.processes import free_port, nginx, standin_users, throwaway_database
 from bench.wrk import WrkResult, run_wrk
-from shared.bootstrap import InfrastructureUnavailable
+from shared.db.bootstrap import InfrastructureUnavailable
 from shared.devstack import COMPONENTS, Stack, write_dev_key
-from shared.settings import DEFAULT_AMQP_URL
+from shared.service.settings import DEFAULT_AMQP_URL
 
 TARGETS = ("direct", "gateway", "nginx")
 

@@ -32,8 +32,8 @@ import orjson
 from bench.processes import free_port, throwaway_database
 from bench.vhost import throwaway_vhost
 from shared.devstack import COMPONENTS, Stack
-from shared.events import EXCHANGE, OrderStatusChanged, OrderStatusChangedData
-from shared.settings import DEFAULT_AMQP_URL
+from shared.messaging.events import EXCHANGE, OrderStatusChanged, OrderStatusChangedData
+from shared.service.settings import DEFAULT_AMQP_URL
 
 
 def event_for(user_id: uuid.UUID) -> OrderStatusChanged:

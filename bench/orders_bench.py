@@ -33,8 +33,8 @@ from bench.processes import free_port, throwaway_database
 from bench.vhost import throwaway_vhost
 from bench.wrk import run_wrk
 from shared.devstack import COMPONENTS, Stack, write_dev_key
-from shared.events import EXCHANGE
-from shared.settings import DEFAULT_AMQP_URL
+from shared.messaging.events import EXCHANGE
+from shared.service.settings import DEFAULT_AMQP_URL
 
 ORDER_SCRIPT = """
 wrk.method = "POST"

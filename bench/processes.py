@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.bootstrap import drop_database
-from shared.settings import with_database
+from shared.db.bootstrap import drop_database
+from shared.service.settings import with_database
 
 NGINX_CONF = """
 worker_processes 1;

@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.processes import free_port, throwaway_database
 from bench.vhost import throwaway_vhost
 from shared.devstack import COMPONENTS, Stack, write_dev_key
-from shared.settings import DEFAULT_AMQP_URL
+from shared.service.settings import DEFAULT_AMQP_URL
 
 ORDER = {
     "currency": "USD",

@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Form
 from jwt.algorithms import OKPAlgorithm
 
-from shared.app import create_base_app
-from shared.auth import CurrentPrincipal, StaticKeySource, TokenVerifier
-from shared.server import serve
-from shared.settings import BaseServiceSettings
+from shared.auth.dependencies import CurrentPrincipal
+from shared.auth.verifier import StaticKeySource, TokenVerifier
+from shared.service.settings import BaseServiceSettings
+from shared.web.app import create_base_app
+from shared.web.server import serve
 
 KID = "bench-standin"
 

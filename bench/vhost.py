@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from shared.testing import vhost_url
+from shared.testing.fixtures import vhost_url
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt import PyJWK
 
-from shared.auth import StaticKeySource, TokenVerifier, bearer_token, parse_jwks
+from shared.auth.verifier import StaticKeySource, TokenVerifier, bearer_token, parse_jwks
 from shared.errors import Unauthorized
 
 ISSUER, AUDIENCE = "http://users", "api"

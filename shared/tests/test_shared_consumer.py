@@ -14,14 +14,15 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.bootstrap import ServiceDatabase, _connect, ensure_service_schema
-from shared.consumer import ConsumerMetrics, EventConsumer, Topology, inbox_table
-from shared.db import UnitOfWork, make_engine, make_sessionmaker, schema_metadata
-from shared.dlq import list_dead_letters, redrive
-from shared.events import EXCHANGE, Event, UserDeactivated, UserDeactivatedData
-from shared.settings import with_credentials
-from shared.tcpproxy import TcpProxy
-from shared.testing import queue_depth
+from shared.db.bootstrap import ServiceDatabase, _connect, ensure_service_schema
+from shared.db.engine import make_engine, make_sessionmaker, schema_metadata
+from shared.db.unit_of_work import UnitOfWork
+from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Topology, inbox_table
+from shared.messaging.dlq import list_dead_letters, redrive
+from shared.messaging.events import EXCHANGE, Event, UserDeactivated, UserDeactivatedData
+from shared.service.settings import with_credentials
+from shared.testing.fixtures import queue_depth
+from shared.testing.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,12 @@ import asyncpg
 import pytest
 from sqlalchemy import Column, Integer, String, Table, select, text
 
-from shared.bootstrap import ServiceDatabase, _connect, ensure_service_schema
-from shared.db import UnitOfWork, make_engine, make_sessionmaker, schema_metadata, unit_of_work
+from shared.db.bootstrap import ServiceDatabase, _connect, ensure_service_schema
+from shared.db.engine import make_engine, make_sessionmaker, schema_metadata
+from shared.db.pagination import Cursor
+from shared.db.unit_of_work import UnitOfWork, unit_of_work
 from shared.errors import ValidationFailed
-from shared.pagination import Cursor
-from shared.settings import with_credentials
+from shared.service.settings import with_credentials
 
 pytestmark = pytest.mark.integration
 

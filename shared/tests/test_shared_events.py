@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.asyncapi import document, render
-from shared.events import (
+from shared.messaging.asyncapi import document, render
+from shared.messaging.events import (
     CATALOGUE,
     EVENT_TYPES,
     OrderCreated,
@@ -82,7 +82,7 @@ def test_catalogue_names_every_contract_event() -> None:
 def test_asyncapi_document_is_fresh() -> None:
     committed = (ROOT / "docs" / "asyncapi.yaml").read_text()
     assert committed == render(), (
-        "docs/asyncapi.yaml is stale: run `python -m shared.asyncapi > docs/asyncapi.yaml`"
+        "docs/asyncapi.yaml is stale: run `python -m shared.messaging.asyncapi > docs/asyncapi.yaml`"
     )
     doc = document()
     assert doc["asyncapi"].startswith("3.")

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 
-from shared.app import create_base_app
 from shared.errors import Conflict, TooManyRequests
+from shared.web.app import create_base_app
 
 
 class Thing(BaseModel):

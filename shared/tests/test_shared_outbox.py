@@ -17,14 +17,21 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.bootstrap import ServiceDatabase, _connect, ensure_service_schema
-from shared.broker import BrokerLink
-from shared.db import make_engine, make_sessionmaker, schema_metadata, unit_of_work
-from shared.events import EXCHANGE, UserDeactivated, UserDeactivatedData, UserRegistered, UserRegisteredData
-from shared.outbox import OutboxMetrics, OutboxRelay, add_event, outbox_table
-from shared.outbox_thread import RelayThread
-from shared.settings import with_credentials
-from shared.tcpproxy import TcpProxy
+from shared.db.bootstrap import ServiceDatabase, _connect, ensure_service_schema
+from shared.db.engine import make_engine, make_sessionmaker, schema_metadata
+from shared.db.unit_of_work import unit_of_work
+from shared.messaging.broker import BrokerLink
+from shared.messaging.events import (
+    EXCHANGE,
+    UserDeactivated,
+    UserDeactivatedData,
+    UserRegistered,
+    UserRegisteredData,
+)
+from shared.messaging.outbox import OutboxMetrics, OutboxRelay, add_event, outbox_table
+from shared.messaging.relay_thread import RelayThread
+from shared.service.settings import with_credentials
+from shared.testing.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

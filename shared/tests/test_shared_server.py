@@ -19,9 +19,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from shared.app import create_base_app
-from shared.server import GracefulServer, lifecycle_of, uvicorn_options
-from shared.settings import BaseServiceSettings
+from shared.service.settings import BaseServiceSettings
+from shared.web.app import create_base_app
+from shared.web.server import GracefulServer, lifecycle_of, uvicorn_options
 
 
 def free_port() -> int:

@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from starlette.types import Receive, Scope, Send
 
-from shared.outbox import trace_headers
-from shared.tracing import (
+from shared.messaging.outbox import trace_headers
+from shared.observability.tracing import (
     ServerSpanMiddleware,
     TracerCache,
     configure_tracing,

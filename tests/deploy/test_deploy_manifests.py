@@ -40,7 +40,7 @@ WORKLOAD_KINDS = frozenset({"Deployment", "Job", "CronJob"})
 PORTS = {"gateway": 8000, "users": 8001, "orders": 8002, "notification": 8003, "realtime": 8004}
 INFRASTRUCTURE = ("postgres", "rabbitmq", "mailpit")
 OBSERVABILITY = ("prometheus", "grafana")
-# shared.server runs uvicorn with timeout_graceful_shutdown=20.
+# shared.web.server runs uvicorn with timeout_graceful_shutdown=20.
 UVICORN_GRACEFUL_SECONDS = 20
 
 # Environment variables whose value is a credential: they must come from a Secret.

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.devstack import COMPONENTS, Stack, write_dev_key
-from shared.testing import Infra, own_vhost
+from shared.testing.fixtures import Infra, own_vhost
 
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "admin-password-123"

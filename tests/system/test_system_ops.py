@@ -29,8 +29,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.devstack import COMPONENTS, Stack
-from shared.events import EXCHANGE, UserDeactivated, UserDeactivatedData
-from shared.testing import queue_depth
+from shared.messaging.events import EXCHANGE, UserDeactivated, UserDeactivatedData
+from shared.testing.fixtures import queue_depth
 
 from .conftest import free_port
 from .opsstack import eventually, register, running_stack

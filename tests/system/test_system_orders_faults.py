@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from shared.devstack import COMPONENTS, Stack
-from shared.events import EXCHANGE
-from shared.tcpproxy import ThreadedTcpProxy
+from shared.messaging.events import EXCHANGE
+from shared.testing.tcpproxy import ThreadedTcpProxy
 
 from .conftest import free_port
 

@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from realtime.testing import Frames, SseReader, ws_connect
-from shared.bootstrap import ensure_database
+from shared.db.bootstrap import ensure_database
 from shared.devstack import COMPONENTS, Stack
 
 from .conftest import free_port

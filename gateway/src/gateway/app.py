@@ -27,11 +27,11 @@ from gateway.routing import RoutingTable
 from gateway.runtime import GatewayRuntime
 from gateway.settings import GatewaySettings
 from gateway.websocket import WebSocketProxy
-from shared.app import create_base_app
-from shared.metrics import HttpMetrics, RequestMetricsMiddleware
-from shared.middleware import BodySizeLimitMiddleware, RequestIdMiddleware, UnhandledErrorMiddleware
-from shared.server import lifecycle_of
-from shared.tracing import ServerSpanMiddleware
+from shared.observability.tracing import ServerSpanMiddleware
+from shared.web.app import create_base_app
+from shared.web.metrics import HttpMetrics, RequestMetricsMiddleware
+from shared.web.middleware import BodySizeLimitMiddleware, RequestIdMiddleware, UnhandledErrorMiddleware
+from shared.web.server import lifecycle_of
 
 
 class GatewayApp:
@@ -45,7 +45,7 @@ class GatewayApp:
         self.table: RoutingTable = runtime.table
         self.proxy_chain = proxy_chain
         self.ws_chain = ws_chain
-        # What shared.server reads (the lifecycle: /readyz turns 503 on SIGTERM) is the API's state.
+        # What shared.web.server reads (the lifecycle: /readyz turns 503 on SIGTERM) is the API's state.
         self.state = api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

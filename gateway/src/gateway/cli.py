@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from shared.server import serve
+from shared.web.server import serve
 
 
 def main(argv: Sequence[str] | None = None) -> int:

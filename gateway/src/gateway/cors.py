@@ -9,7 +9,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.errors import problem_response
+from shared.web.problems import problem_response
 
 EXPOSED_HEADERS = ("X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed", "WWW-Authenticate")
 

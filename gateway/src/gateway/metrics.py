@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from shared.metrics import LATENCY_BUCKETS
+from shared.web.metrics import LATENCY_BUCKETS
 
 ERROR_KINDS = ("timeout", "unavailable", "bad_gateway")
 

@@ -17,11 +17,12 @@ from gateway.routing import Route
 from gateway.runtime import GatewayRuntime
 from gateway.streaming import stream_response
 from gateway.upstream import translate
-from shared.auth import bearer_token
-from shared.context import current_request_id
-from shared.errors import AppError, Unauthorized, problem_response
+from shared.auth.verifier import bearer_token
+from shared.errors import AppError, Unauthorized
 from shared.http import UpstreamError
-from shared.tracing import TracerCache, client_span
+from shared.observability.request_id import current_request_id
+from shared.observability.tracing import TracerCache, client_span
+from shared.web.problems import problem_response
 
 
 class BodyDisconnected(Exception):
@@ -83,7 +84,8 @@ class ProxyApp:
         if query:
             target += b"?" + query
         started = time.perf_counter()
-        # The pool sends this span's traceparent upstream in place of the client's (shared.tracing).
+        # The pool sends this span's traceparent upstream in place of the client's
+        # (shared.observability.tracing).
         method, pool = scope["method"], self.runtime.pools[route.upstream]
         attributes = {"http.request.method": method, "peer.service": route.upstream}
         with client_span(self.tracers, f"{method} {route.upstream}", attributes) as span:

@@ -20,7 +20,8 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.headers import TrustedProxies
-from shared.errors import TooManyRequests, problem_response
+from shared.errors import TooManyRequests
+from shared.web.problems import problem_response
 
 Clock = Callable[[], float]
 

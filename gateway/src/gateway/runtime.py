@@ -13,7 +13,7 @@ from gateway.metrics import UpstreamMetrics
 from gateway.openapi import OpenApiAggregator
 from gateway.routing import RoutingTable
 from gateway.settings import GatewaySettings
-from shared.auth import JwksKeySource, KeySource, TokenVerifier
+from shared.auth.verifier import JwksKeySource, KeySource, TokenVerifier
 from shared.errors import UpstreamUnavailable
 from shared.http import UpstreamPool
 

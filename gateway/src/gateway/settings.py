@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.middleware import MAX_BODY_BYTES
-from shared.settings import BaseServiceSettings
+from shared.service.settings import BaseServiceSettings
+from shared.web.middleware import MAX_BODY_BYTES
 
 
 class RouteSpec(BaseModel):

@@ -1,4 +1,4 @@
-"""Test support (like ``shared.testing``): a stand-in upstream and a real uvicorn server in a thread.
+"""Test support (like ``shared.testing.fixtures``): a stand-in upstream and a real uvicorn server in a thread.
 
 The stand-in answers like a service behind the gateway would (JWKS, OpenAPI, echo, slow, streaming)
 and records what reached it, so tests assert on what the upstream actually received.
@@ -28,7 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
-from shared.server import GracefulServer, lifecycle_of
+from shared.web.server import GracefulServer, lifecycle_of
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 KID = "test-key-1"
@@ -261,13 +261,13 @@ def serve_in_thread(
 ) -> Iterator[Running]:
     """Run ``app`` under uvicorn in a thread of its own until the block ends (port 0: a free one).
 
-    ``graceful``: under ``shared.server.GracefulServer``, which tells the app's lifecycle it stops.
+    ``graceful``: under ``shared.web.server.GracefulServer``, which tells the app's lifecycle it stops.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    # As shared.server.serve runs components: no proxy-header rewriting, no Server header.
+    # As shared.web.server.serve runs components: no proxy-header rewriting, no Server header.
     options: dict[str, Any] = {
         "log_config": None,
         "access_log": False,

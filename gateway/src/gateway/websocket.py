@@ -28,9 +28,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from gateway.headers import TrustedProxies, upstream_request_headers
 from gateway.runtime import GatewayRuntime
-from shared.auth import bearer_token
-from shared.context import current_request_id
-from shared.errors import AppError, UpstreamUnavailable, problem_body
+from shared.auth.verifier import bearer_token
+from shared.errors import AppError, UpstreamUnavailable
+from shared.observability.request_id import current_request_id
+from shared.web.problems import problem_body
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from notification.app import create_app
 from notification.cli import migrations_dir
 from notification.resources import Resources
 from notification.settings import SCHEMA, Settings
-from shared.bootstrap import ServiceDatabase, ensure_service_schema
-from shared.events import EXCHANGE, Event
-from shared.migrations import upgrade
-from shared.settings import with_credentials
+from shared.db.bootstrap import ServiceDatabase, ensure_service_schema
+from shared.db.migrations import upgrade
+from shared.messaging.events import EXCHANGE, Event
+from shared.service.settings import with_credentials
 
 from .mailserver import MailServer
 from .users_standin import INTERNAL_TOKEN, UsersStandIn, running_users_standin

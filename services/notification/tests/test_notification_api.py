@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.events import NotificationRequested, NotificationRequestedData
+from shared.messaging.events import NotificationRequested, NotificationRequestedData
 
 from .conftest import Bus, Database, Service, eventually
 from .users_standin import UsersStandIn

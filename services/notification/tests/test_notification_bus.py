@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import aio_pika
 import pytest
 
-from shared.events import (
+from shared.messaging.events import (
     NotificationCreated,
     NotificationRequested,
     NotificationRequestedData,
@@ -17,7 +17,7 @@ from shared.events import (
     UserRegisteredData,
     parse_event,
 )
-from shared.tcpproxy import TcpProxy
+from shared.testing.tcpproxy import TcpProxy
 
 from .conftest import Bus, Database, RunService, Service, eventually
 

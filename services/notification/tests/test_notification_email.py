@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from shared.events import UserRegistered, UserRegisteredData
+from shared.messaging.events import UserRegistered, UserRegisteredData
 
 from .conftest import Bus, Database, RunService, Service, eventually
 from .mailserver import MailServer

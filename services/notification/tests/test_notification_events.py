@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from shared.dlq import list_dead_letters, redrive
-from shared.events import (
+from shared.messaging.dlq import list_dead_letters, redrive
+from shared.messaging.events import (
     NotificationRequested,
     NotificationRequestedData,
     OrderCreated,

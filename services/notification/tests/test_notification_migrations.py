@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from notification.database import Base, load_models
-from shared.db import make_engine
+from shared.db.engine import make_engine
 
 from .conftest import NotificationDb
 

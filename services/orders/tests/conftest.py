@@ -24,10 +24,10 @@ from orders.cli import migrations_dir
 from orders.settings import SCHEMA, Settings
 from orders.testing import UsersStandIn, serve_in_thread
 from orders.workers import TOPOLOGY
-from shared.bootstrap import ServiceDatabase, ensure_service_schema
-from shared.events import EXCHANGE
-from shared.migrations import upgrade
-from shared.settings import with_credentials
+from shared.db.bootstrap import ServiceDatabase, ensure_service_schema
+from shared.db.migrations import upgrade
+from shared.messaging.events import EXCHANGE
+from shared.service.settings import with_credentials
 
 TABLES = ("orders", "order_items", "idempotency_keys", "outbox", "inbox")
 

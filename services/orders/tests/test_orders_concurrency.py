@@ -10,7 +10,7 @@ import pytest
 from orders.order import service
 from orders.order.models import ConcurrentChange
 from orders.order.service import Caller
-from shared.db import make_engine, make_sessionmaker
+from shared.db.engine import make_engine, make_sessionmaker
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import aio_pika
 import orjson
 import pytest
 
-from shared.events import EXCHANGE, UserDeactivated, UserDeactivatedData
+from shared.messaging.events import EXCHANGE, UserDeactivated, UserDeactivatedData
 
 pytestmark = pytest.mark.integration
 

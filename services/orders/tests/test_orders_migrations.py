@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from orders.database import Base, load_models
-from shared.db import make_engine
+from shared.db.engine import make_engine
 
 pytestmark = pytest.mark.integration
 

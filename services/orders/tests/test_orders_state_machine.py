@@ -16,7 +16,7 @@ from orders.order.models import (
     OrderStatus,
     TransitionNotAllowed,
 )
-from shared.events import OrderCreated, OrderStatusChanged
+from shared.messaging.events import OrderCreated, OrderStatusChanged
 
 ACTIONS = {
     OrderStatus.PAID: Order.pay,

@@ -10,9 +10,9 @@ import pytest
 
 from orders.upstream.breaker import CircuitBreaker
 from orders.upstream.users import RetryPolicy, UsersClient
-from shared.context import request_id_var
 from shared.errors import Forbidden, UpstreamUnavailable
 from shared.http import Header, UpstreamConnectFailed, UpstreamTimedOut
+from shared.observability.request_id import request_id_var
 
 USER = uuid.uuid4()
 

@@ -36,9 +36,9 @@ from realtime.testing import (
     serve_in_thread,
     ws_connect,
 )
-from shared.bootstrap import ServiceDatabase, drop_database, ensure_database, ensure_service_schema
-from shared.migrations import upgrade
-from shared.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_credentials, with_database
+from shared.db.bootstrap import ServiceDatabase, drop_database, ensure_database, ensure_service_schema
+from shared.db.migrations import upgrade
+from shared.service.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_credentials, with_database
 
 log = logging.getLogger("bench.connections")
 

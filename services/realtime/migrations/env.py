@@ -1,6 +1,6 @@
 """Alembic environment of the realtime service: its own history, its version table in schema ``realtime``."""
 
 from realtime.streams.models import METADATA
-from shared.migrations import run_env
+from shared.db.migrations import run_env
 
 run_env(METADATA)

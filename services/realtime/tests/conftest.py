@@ -19,10 +19,10 @@ from realtime.cli import migrations_dir
 from realtime.server import uvicorn_config
 from realtime.settings import SCHEMA, Settings
 from realtime.testing import IssuerStandIn, bound_socket, serve_in_thread
-from shared.bootstrap import ServiceDatabase, ensure_service_schema
-from shared.migrations import upgrade
-from shared.server import GracefulServer, lifecycle_of
-from shared.settings import with_credentials
+from shared.db.bootstrap import ServiceDatabase, ensure_service_schema
+from shared.db.migrations import upgrade
+from shared.service.settings import with_credentials
+from shared.web.server import GracefulServer, lifecycle_of
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from realtime.testing import (
     status_changed,
     ws_connect,
 )
-from shared.events import Event
+from shared.messaging.events import Event
 
 pytestmark = [pytest.mark.integration, pytest.mark.system]
 

@@ -23,7 +23,8 @@ from realtime.settings import SCHEMA
 from realtime.streams.retention import RetentionPolicy, trim
 from realtime.streams.store import StreamStore, append
 from realtime.testing import settings_env
-from shared.db import make_engine, make_sessionmaker, unit_of_work
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.unit_of_work import unit_of_work
 
 pytestmark = pytest.mark.integration
 

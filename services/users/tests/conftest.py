@@ -15,9 +15,9 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from shared.bootstrap import ServiceDatabase, ensure_service_schema
-from shared.migrations import upgrade
-from shared.settings import with_credentials
+from shared.db.bootstrap import ServiceDatabase, ensure_service_schema
+from shared.db.migrations import upgrade
+from shared.service.settings import with_credentials
 from users.app import create_app
 from users.cli import migrations_dir
 from users.settings import SCHEMA, Settings

@@ -10,7 +10,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from shared.events import EXCHANGE, UserDeactivated, UserRegistered
+from shared.messaging.events import EXCHANGE, UserDeactivated, UserRegistered
 
 from .conftest import Api
 

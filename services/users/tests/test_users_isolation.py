@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.bootstrap import ServiceDatabase, ensure_service_schema
-from shared.settings import with_credentials
+from shared.db.bootstrap import ServiceDatabase, ensure_service_schema
+from shared.service.settings import with_credentials
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 
-from shared.auth import StaticKeySource, TokenVerifier
+from shared.auth.verifier import StaticKeySource, TokenVerifier
 from shared.errors import Unauthorized
 from users.settings import Settings
 from users.tokens.access import AccessTokenIssuer

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from shared.db import make_engine
+from shared.db.engine import make_engine
 from users.database import Base, load_models
 
 pytestmark = pytest.mark.integration

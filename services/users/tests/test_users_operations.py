@@ -8,7 +8,7 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.auth import JwksKeySource, TokenVerifier
+from shared.auth.verifier import JwksKeySource, TokenVerifier
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ async def test_readiness_names_the_database_when_it_is_gone(run_app: Any) -> Non
         engine: AsyncEngine = app.state.resources.engine
         await engine.dispose()
         # Point the check at a server that does not exist, as if Postgres had stopped.
-        from shared.db import make_engine, ping
+        from shared.db.engine import make_engine, ping
 
         dead = make_engine("postgresql://nobody@127.0.0.1:1/none", schema="users")
         app.state.readiness["database"] = lambda: ping(dead)

@@ -24,9 +24,9 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.bootstrap import InfrastructureUnavailable, check_amqp, check_postgres, ensure_database
-from shared.logs import configure_logging
-from shared.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_database
+from shared.db.bootstrap import InfrastructureUnavailable, check_amqp, check_postgres, ensure_database
+from shared.observability.logs import configure_logging
+from shared.service.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_database
 
 log = logging.getLogger("devstack")
 

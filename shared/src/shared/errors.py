@@ -1,20 +1,9 @@
-"""One error hierarchy and one handler that renders RFC 9457 problem+json."""
+"""One error hierarchy: every error a component raises on purpose (rendered by shared.web.problems)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
 from typing import Any
-
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
-
-from shared.context import current_request_id
-
-PROBLEM_JSON = "application/problem+json"
 
 
 class AppError(Exception):
@@ -90,105 +79,3 @@ class BadGateway(AppError):
 
 class GatewayTimeout(AppError):
     status, title, type_slug = 504, "Gateway Timeout", "gateway-timeout"
-
-
-def problem_body(
-    status: int,
-    *,
-    title: str | None = None,
-    detail: str | None = None,
-    type_slug: str | None = None,
-    instance: str | None = None,
-    errors: list[dict[str, Any]] | None = None,
-    extensions: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    phrase = title or HTTPStatus(status).phrase
-    body: dict[str, Any] = {
-        "type": f"https://errors.example.com/{type_slug}" if type_slug else "about:blank",
-        "title": phrase,
-        "status": status,
-        "detail": detail or phrase,
-        "instance": instance,
-        "request_id": current_request_id(),
-    }
-    if errors is not None:
-        body["errors"] = errors
-    if extensions:
-        body.update({k: v for k, v in extensions.items() if k not in body})
-    return body
-
-
-def problem_response(
-    status: int,
-    *,
-    headers: Mapping[str, str] | None = None,
-    **fields: Any,
-) -> Response:
-    return Response(
-        content=orjson.dumps(problem_body(status, **fields)),
-        status_code=status,
-        media_type=PROBLEM_JSON,
-        headers=dict(headers or {}),
-    )
-
-
-def _loc(loc: Sequence[Any]) -> list[str | int]:
-    return [part if isinstance(part, int) else str(part) for part in loc]
-
-
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Never echo the submitted value: it may be a password.
-    return [
-        {"loc": _loc(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
-        for err in exc.errors()
-    ]
-
-
-def _slug_for(status: int) -> str:
-    return {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
-        status, "http"
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Render our errors and the framework's as problem+json (unexpected ones: UnhandledErrorMiddleware)."""
-
-    async def on_app_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AppError)
-        return problem_response(
-            exc.status,
-            headers=exc.headers,
-            title=exc.title,
-            detail=exc.detail,
-            type_slug=exc.type_slug,
-            instance=request.url.path,
-            errors=exc.errors if isinstance(exc, ValidationFailed) else None,
-        )
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        errors = _validation_errors(exc)
-        malformed = any(e["type"] == "json_invalid" for e in errors)
-        return problem_response(
-            422,
-            title="Unprocessable Content",
-            detail="The request body is not valid JSON." if malformed else "The request is not valid.",
-            type_slug="validation",
-            instance=request.url.path,
-            errors=errors,
-        )
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(
-            exc.status_code,
-            headers=exc.headers,
-            detail=detail,
-            type_slug=_slug_for(exc.status_code),
-            instance=request.url.path,
-        )
-
-    app.add_exception_handler(AppError, on_app_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -112,7 +112,7 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
 
-    # shared.outbox.outbox_table: notification.created leaves through here.
+    # shared.messaging.outbox.outbox_table: notification.created leaves through here.
     op.create_table(
         "outbox",
         sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -143,7 +143,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("published_at IS NOT NULL"),
     )
 
-    # shared.consumer.inbox_table: events already handled, for once-only effects.
+    # shared.messaging.consumer.inbox_table: events already handled, for once-only effects.
     op.create_table(
         "inbox",
         sa.Column("event_id", sa.Uuid(), nullable=False),

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from notification.notifications import router as notifications
 from notification.resources import open_resources
 from notification.settings import Settings
-from shared.app import create_base_app
+from shared.web.app import create_base_app
 
 DESCRIPTION = "A user's in-app notifications, and the e-mails that go with them; both are fed by events."
 

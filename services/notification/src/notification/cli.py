@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from notification.settings import SCHEMA, Settings
-from shared.bootstrap import InfrastructureUnavailable, bootstrap, check_amqp, check_postgres
-from shared.logs import configure_logging
-from shared.migrations import upgrade
-from shared.server import serve
+from shared.db.bootstrap import InfrastructureUnavailable, bootstrap, check_amqp, check_postgres
+from shared.db.migrations import upgrade
+from shared.observability.logs import configure_logging
+from shared.web.server import serve
 
 log = logging.getLogger("notification.cli")
 

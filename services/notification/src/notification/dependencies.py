@@ -11,8 +11,8 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.resources import Resources
-from shared.auth import CurrentPrincipal
-from shared.db import unit_of_work
+from shared.auth.dependencies import CurrentPrincipal
+from shared.db.unit_of_work import unit_of_work
 from shared.errors import Unauthorized
 
 # Declared for the OpenAPI document (the "Authorize" button); shared.auth does the actual check.

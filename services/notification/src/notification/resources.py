@@ -19,12 +19,12 @@ from notification.email.smtp import SmtpTransport
 from notification.events.consumer import build_consumer
 from notification.events.handlers import EventHandlers
 from notification.settings import SCHEMA, SERVICE, Settings
-from shared.auth import JwksKeySource, TokenVerifier
-from shared.broker import BrokerLink
-from shared.consumer import EventConsumer
-from shared.db import make_engine, make_sessionmaker, ping
-from shared.health import ReadinessCheck
-from shared.outbox import OutboxMetrics, OutboxRelay
+from shared.auth.verifier import JwksKeySource, TokenVerifier
+from shared.db.engine import make_engine, make_sessionmaker, ping
+from shared.messaging.broker import BrokerLink
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.outbox import OutboxMetrics, OutboxRelay
+from shared.web.health import ReadinessCheck
 
 
 @dataclass(frozen=True, slots=True)

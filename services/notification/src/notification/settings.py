@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.bootstrap import ServiceDatabase
-from shared.settings import BaseServiceSettings, with_credentials
+from shared.db.bootstrap import ServiceDatabase
+from shared.service.settings import BaseServiceSettings, with_credentials
 
 SCHEMA = "notification"
 SERVICE = "notification"

@@ -82,7 +82,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"], schema=SCHEMA)
 
-    # shared.outbox.outbox_table: events written in the transaction that caused them.
+    # shared.messaging.outbox.outbox_table: events written in the transaction that caused them.
     op.create_table(
         "outbox",
         sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -113,7 +113,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("published_at IS NOT NULL"),
     )
 
-    # shared.consumer.inbox_table: events this service has handled, for deduplication.
+    # shared.messaging.consumer.inbox_table: events this service has handled, for deduplication.
     op.create_table(
         "inbox",
         sa.Column("event_id", sa.Uuid(), nullable=False),

@@ -14,8 +14,8 @@ from orders.resources import Metrics, open_resources
 from orders.settings import Settings
 from orders.upstream.users import check_users
 from orders.workers import running_workers
-from shared.app import create_base_app
-from shared.db import ping
+from shared.db.engine import ping
+from shared.web.app import create_base_app
 
 DESCRIPTION = (
     "Orders and their state machine (pending, paid, shipped, delivered; cancelled), idempotent "

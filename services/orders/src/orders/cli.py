@@ -13,11 +13,11 @@ from sqlalchemy.exc import DBAPIError
 
 from orders.idempotency.purge import purge_once
 from orders.settings import SCHEMA, Settings
-from shared.bootstrap import InfrastructureUnavailable, bootstrap, check_postgres
-from shared.db import make_engine, make_sessionmaker
-from shared.logs import configure_logging
-from shared.migrations import upgrade
-from shared.server import serve
+from shared.db.bootstrap import InfrastructureUnavailable, bootstrap, check_postgres
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.migrations import upgrade
+from shared.observability.logs import configure_logging
+from shared.web.server import serve
 
 log = logging.getLogger("orders.cli")
 

@@ -6,9 +6,9 @@ from sqlalchemy import Table
 from sqlalchemy.orm import DeclarativeBase
 
 from orders.settings import SCHEMA
-from shared.consumer import inbox_table
-from shared.db import schema_metadata
-from shared.outbox import outbox_table
+from shared.db.engine import schema_metadata
+from shared.messaging.consumer import inbox_table
+from shared.messaging.outbox import outbox_table
 
 
 class Base(DeclarativeBase):

@@ -14,8 +14,9 @@ from orders.idempotency.service import HEADER
 from orders.order.service import Caller
 from orders.resources import Resources
 from orders.upstream.users import UsersClient
-from shared.auth import AdminPrincipal, CurrentPrincipal, Principal
-from shared.db import unit_of_work
+from shared.auth.dependencies import AdminPrincipal, CurrentPrincipal
+from shared.auth.verifier import Principal
+from shared.db.unit_of_work import unit_of_work
 from shared.errors import Unauthorized
 
 # Declared for the OpenAPI document (the "Authorize" button); shared.auth does the actual check.

@@ -14,11 +14,11 @@ from orders.order.gate import TransitionGate
 from orders.settings import SCHEMA, Settings
 from orders.upstream.breaker import CircuitBreaker, breaker_gauge
 from orders.upstream.users import RetryPolicy, UsersClient
-from shared.auth import JwksKeySource, TokenVerifier
-from shared.consumer import ConsumerMetrics
-from shared.db import make_engine, make_sessionmaker
+from shared.auth.verifier import JwksKeySource, TokenVerifier
+from shared.db.engine import make_engine, make_sessionmaker
 from shared.http import UpstreamPool
-from shared.outbox import OutboxMetrics
+from shared.messaging.consumer import ConsumerMetrics
+from shared.messaging.outbox import OutboxMetrics
 
 
 @dataclass(frozen=True, slots=True)

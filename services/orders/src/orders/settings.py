@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.bootstrap import ServiceDatabase
-from shared.settings import BaseServiceSettings, with_credentials
+from shared.db.bootstrap import ServiceDatabase
+from shared.service.settings import BaseServiceSettings, with_credentials
 
 SCHEMA = "orders"
 

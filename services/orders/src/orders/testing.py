@@ -1,4 +1,4 @@
-"""Test support (like ``shared.testing``): a stand-in users service under a real uvicorn server.
+"""Test support (like ``shared.testing.fixtures``): a stand-in users service under a real uvicorn server.
 
 The stand-in publishes a JWKS for a test Ed25519 key, answers ``/internal/users/{id}`` as users
 does, can be told to fail or to be slow, and records what reached it. Tests mint access tokens with

@@ -13,11 +13,11 @@ from orders.idempotency.purge import KeyPurger
 from orders.order.handlers import on_user_deactivated
 from orders.resources import Metrics, Resources
 from orders.settings import SCHEMA, Settings
-from shared.broker import BrokerLink
-from shared.consumer import EventConsumer, Topology
-from shared.db import make_engine
-from shared.outbox import OutboxMetrics, OutboxRelay
-from shared.outbox_thread import OpenRelay, RelayThread
+from shared.db.engine import make_engine
+from shared.messaging.broker import BrokerLink
+from shared.messaging.consumer import EventConsumer, Topology
+from shared.messaging.outbox import OutboxMetrics, OutboxRelay
+from shared.messaging.relay_thread import OpenRelay, RelayThread
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def relay_opener(settings: Settings, metrics: OutboxMetrics) -> OpenRelay:
 async def running_workers(resources: Resources, metrics: Metrics) -> AsyncIterator[Workers]:
     settings = resources.settings
     workers = Workers(
-        # On a loop of its own (shared.outbox_thread says why).
+        # On a loop of its own (shared.messaging.relay_thread says why).
         relay=RelayThread(relay_opener(settings, metrics.outbox), name="orders-outbox-relay"),
         consumer=EventConsumer(
             amqp_url=settings.amqp_url,

@@ -16,8 +16,8 @@ from realtime.delivery.websocket import websocket_endpoint
 from realtime.resources import Metrics, open_resources
 from realtime.settings import Settings
 from realtime.workers import running_workers
-from shared.app import create_base_app
-from shared.db import ping
+from shared.db.engine import ping
+from shared.web.app import create_base_app
 
 DESCRIPTION = (
     "Every user's events (orders, notifications), live and replayable by offset, over WebSocket "

@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from realtime.settings import SCHEMA, Settings
-from shared.bootstrap import InfrastructureUnavailable, bootstrap, check_postgres
-from shared.db import make_engine
-from shared.logs import configure_logging
-from shared.migrations import upgrade
+from shared.db.bootstrap import InfrastructureUnavailable, bootstrap, check_postgres
+from shared.db.engine import make_engine
+from shared.db.migrations import upgrade
+from shared.observability.logs import configure_logging
 
 log = logging.getLogger("realtime.cli")
 

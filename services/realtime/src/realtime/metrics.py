@@ -1,4 +1,4 @@
-"""Prometheus metrics of the delivery side (the consumer's own come from ``shared.consumer``)."""
+"""Prometheus metrics of the delivery side (the consumer's own come from ``shared.messaging.consumer``)."""
 
 from __future__ import annotations
 

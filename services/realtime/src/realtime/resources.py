@@ -15,9 +15,9 @@ from realtime.metrics import RealtimeMetrics, TransportMetrics
 from realtime.runtime import Runtime
 from realtime.settings import SCHEMA, Settings
 from realtime.streams.store import StreamStore
-from shared.auth import JwksKeySource, TokenVerifier
-from shared.consumer import ConsumerMetrics
-from shared.db import make_engine, make_sessionmaker
+from shared.auth.verifier import JwksKeySource, TokenVerifier
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.messaging.consumer import ConsumerMetrics
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from realtime.delivery.hub import Hub
 from realtime.metrics import TransportMetrics
 from realtime.settings import Settings
 from realtime.streams.store import StreamStore
-from shared.auth import TokenVerifier
+from shared.auth.verifier import TokenVerifier
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Run the service under uvicorn, tuned for many long-lived WebSocket connections.
 
-Like ``shared.server.serve`` (same logging, graceful shutdown and HTTP settings), plus what uvicorn
+Like ``shared.web.server.serve`` (same logging, graceful shutdown and HTTP settings), plus what uvicorn
 leaves at defaults that cost memory per connection: per-message compression off (a zlib context each
 way is tens of KiB), a small maximum client message, the sans-I/O WebSocket protocol (timer-driven
 keepalive, no tasks of its own per connection) and a deeper accept backlog for reconnect storms.
@@ -14,8 +14,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from realtime.settings import Settings
-from shared.server import serve as shared_serve
-from shared.server import uvicorn_options
+from shared.web.server import serve as shared_serve
+from shared.web.server import uvicorn_options
 
 
 def websocket_options(settings: Settings) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.bootstrap import ServiceDatabase
-from shared.settings import BaseServiceSettings, with_credentials
+from shared.db.bootstrap import ServiceDatabase
+from shared.service.settings import BaseServiceSettings, with_credentials
 
 SCHEMA = "realtime"
 SERVICE = "realtime"

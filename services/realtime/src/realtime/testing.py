@@ -1,4 +1,5 @@
-"""Test support (like ``shared.testing``): a stand-in token issuer, an event publisher, a server runner.
+"""Test support (like ``shared.testing.fixtures``): a stand-in token issuer, an event publisher, a server
+runner.
 
 The stand-in serves a JWKS for a test Ed25519 key under a real uvicorn server, so realtime verifies the
 tokens minted here exactly as it verifies real ones (no monkeypatching). The publisher puts catalogue
@@ -28,7 +29,7 @@ from jwt.algorithms import OKPAlgorithm
 from websockets.asyncio.client import ClientConnection, connect
 
 from realtime.settings import Settings
-from shared.events import (
+from shared.messaging.events import (
     EXCHANGE,
     Event,
     NotificationCreated,

@@ -13,7 +13,7 @@ from realtime.delivery.listener import NotifyListener
 from realtime.resources import Resources
 from realtime.streams.ingest import build_consumer
 from realtime.streams.retention import RetentionPolicy, Trimmer
-from shared.consumer import EventConsumer
+from shared.messaging.consumer import EventConsumer
 
 log = logging.getLogger(__name__)
 

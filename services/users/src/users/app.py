@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from shared.app import create_base_app
-from shared.db import ping
+from shared.db.engine import ping
+from shared.web.app import create_base_app
 from users.accounts import router as accounts
 from users.accounts.admin import ensure_admin
 from users.internal import router as internal

@@ -11,10 +11,10 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from shared.bootstrap import InfrastructureUnavailable, bootstrap, check_postgres
-from shared.logs import configure_logging
-from shared.migrations import upgrade
-from shared.server import serve
+from shared.db.bootstrap import InfrastructureUnavailable, bootstrap, check_postgres
+from shared.db.migrations import upgrade
+from shared.observability.logs import configure_logging
+from shared.web.server import serve
 from users.settings import SCHEMA, Settings
 
 log = logging.getLogger("users.cli")

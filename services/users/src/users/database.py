@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import DeclarativeBase
 
-from shared.db import schema_metadata
+from shared.db.engine import schema_metadata
 from users.settings import SCHEMA
 
 

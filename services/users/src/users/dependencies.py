@@ -10,8 +10,9 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth import AdminPrincipal, CurrentPrincipal, Principal
-from shared.db import unit_of_work
+from shared.auth.dependencies import AdminPrincipal, CurrentPrincipal
+from shared.auth.verifier import Principal
+from shared.db.unit_of_work import unit_of_work
 from shared.errors import Unauthorized
 from users.accounts.passwords import Passwords
 from users.resources import Resources

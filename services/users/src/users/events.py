@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.events import UserDeactivated, UserDeactivatedData, UserRegistered, UserRegisteredData
-from shared.outbox import add_event, outbox_table
+from shared.messaging.events import UserDeactivated, UserDeactivatedData, UserRegistered, UserRegisteredData
+from shared.messaging.outbox import add_event, outbox_table
 from users.accounts.models import User
 from users.database import Base
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.auth import StaticKeySource, TokenVerifier
-from shared.broker import BrokerLink
-from shared.db import make_engine, make_sessionmaker
-from shared.outbox import OutboxMetrics, OutboxRelay
+from shared.auth.verifier import StaticKeySource, TokenVerifier
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.messaging.broker import BrokerLink
+from shared.messaging.outbox import OutboxMetrics, OutboxRelay
 from users.accounts.passwords import Passwords
 from users.events import OUTBOX
 from users.settings import SCHEMA, Settings

@@ -11,8 +11,8 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.bootstrap import ServiceDatabase
-from shared.settings import BaseServiceSettings, with_credentials
+from shared.db.bootstrap import ServiceDatabase
+from shared.service.settings import BaseServiceSettings, with_credentials
 
 SCHEMA = "users"
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from shared.http.connection import UpstreamConnection
 from shared.http.errors import UpstreamConnectFailed, UpstreamDisconnected, UpstreamError
-from shared.tracing import with_trace_context
+from shared.observability.tracing import with_trace_context
 
 Header = tuple[bytes, bytes]
 
@@ -91,7 +91,8 @@ class UpstreamPool:
         A reused connection that the upstream had closed meanwhile is retried once on a fresh one for
         requests without a body of consequence (GET, HEAD, OPTIONS); anything else fails as it is.
         """
-        # The current span's traceparent (shared.tracing); the list is passed as is when there is none.
+        # The current span's traceparent (shared.observability.tracing); the list is passed as is when
+        # there is none.
         head = self._head(method, target, with_trace_context(headers), body)
         conn, reused = await self._acquire()
         try:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from shared.context import current_request_id
 from shared.errors import UpstreamUnavailable
+from shared.observability.request_id import current_request_id
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notification.database import inbox
 from notification.events.handlers import EventHandlers
 from notification.settings import SERVICE, Settings
-from shared.consumer import ConsumerMetrics, EventConsumer, Topology
+from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Topology
 
 
 def build_consumer(

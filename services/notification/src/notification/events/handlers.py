@@ -21,9 +21,9 @@ from notification.email import templates
 from notification.email.outbound import enqueue
 from notification.events import wording
 from notification.notifications import service as notifications
-from shared.consumer import Handler
-from shared.db import UnitOfWork
-from shared.events import (
+from shared.db.unit_of_work import UnitOfWork
+from shared.messaging.consumer import Handler
+from shared.messaging.events import (
     Event,
     NotificationRequested,
     OrderCreated,

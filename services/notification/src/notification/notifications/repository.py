@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.notifications.models import Notification
-from shared.pagination import Cursor
+from shared.db.pagination import Cursor
 
 
 @dataclass(frozen=True)

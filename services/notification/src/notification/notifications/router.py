@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from notification.dependencies import CallerId, SessionDep
 from notification.notifications import service
 from notification.notifications.schemas import NotificationOut, ReadAllResult, UnreadCount
+from shared.db.pagination import Page, PageParamsDep
 from shared.errors import NotFound
-from shared.pagination import Page, PageParamsDep
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 

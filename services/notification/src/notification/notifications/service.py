@@ -12,11 +12,11 @@ from notification.database import outbox
 from notification.notifications.models import Notification
 from notification.notifications.repository import Draft, NotificationRepository
 from notification.notifications.schemas import NotificationOut
-from shared.db import UnitOfWork
+from shared.db.pagination import Cursor, Page, PageParams
+from shared.db.unit_of_work import UnitOfWork
 from shared.errors import NotFound
-from shared.events import NotificationCreated, NotificationCreatedData
-from shared.outbox import add_events, event_headers
-from shared.pagination import Cursor, Page, PageParams
+from shared.messaging.events import NotificationCreated, NotificationCreatedData
+from shared.messaging.outbox import add_events, event_headers
 
 log = logging.getLogger(__name__)
 

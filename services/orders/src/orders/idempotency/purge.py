@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders.idempotency.service import purge_expired
-from shared.db import unit_of_work
+from shared.db.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from orders.order import service
-from shared.db import UnitOfWork
-from shared.events import Event, UserDeactivated
+from shared.db.unit_of_work import UnitOfWork
+from shared.messaging.events import Event, UserDeactivated
 
 log = logging.getLogger(__name__)
 

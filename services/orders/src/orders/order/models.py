@@ -17,7 +17,7 @@ from sqlalchemy.sql import func
 from orders.database import Base
 from orders.settings import SCHEMA
 from shared.errors import Conflict
-from shared.events import (
+from shared.messaging.events import (
     Event,
     OrderCreated,
     OrderCreatedData,

@@ -28,9 +28,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from orders.database import OUTBOX
 from orders.order.models import ConcurrentChange, Order, OrderLine, OrderStatus
-from shared.events import Event
-from shared.outbox import insert_events, outbox_rows, wake_relay
-from shared.pagination import Cursor
+from shared.db.pagination import Cursor
+from shared.messaging.events import Event
+from shared.messaging.outbox import insert_events, outbox_rows, wake_relay
 
 
 @dataclass(frozen=True, slots=True)

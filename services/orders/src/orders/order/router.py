@@ -19,7 +19,7 @@ from orders.idempotency.service import REPLAYED_HEADER, Answer
 from orders.order import service
 from orders.order.models import OrderStatus
 from orders.order.schemas import CreateOrderRequest, OrderOut
-from shared.pagination import Page, PageParamsDep
+from shared.db.pagination import Page, PageParamsDep
 
 PREFIX = "/api/v1/orders"
 

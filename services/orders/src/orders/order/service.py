@@ -14,10 +14,10 @@ from orders.order.models import Order, OrderStatus
 from orders.order.repository import OrderFilter, OrderRepository, insert_placed
 from orders.order.schemas import CreateOrderRequest, OrderOut
 from orders.upstream.users import UsersClient
-from shared.db import unit_of_work
+from shared.db.pagination import Cursor, Page, PageParams
+from shared.db.unit_of_work import unit_of_work
 from shared.errors import Forbidden, NotFound
-from shared.outbox import add_event
-from shared.pagination import Cursor, Page, PageParams
+from shared.messaging.outbox import add_event
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from orders.upstream.breaker import CircuitBreaker, CircuitOpen
-from shared.context import current_request_id
 from shared.errors import Forbidden, UpstreamUnavailable
 from shared.http import Header, UpstreamConnectFailed, UpstreamError
+from shared.observability.request_id import current_request_id
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from starlette.datastructures import Headers, QueryParams
 
-from shared.auth import Principal, TokenVerifier, bearer_token
+from shared.auth.verifier import Principal, TokenVerifier, bearer_token
 from shared.errors import Unauthorized, ValidationFailed
 
 MAX_OFFSET = 2**63 - 1

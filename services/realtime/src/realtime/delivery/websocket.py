@@ -26,7 +26,8 @@ from realtime.delivery.subscriber import (
 from realtime.runtime import Runtime, runtime_of
 from realtime.streams.frames import PING, Frame, ready_text
 from realtime.streams.store import DATABASE_ERRORS
-from shared.errors import AppError, Unauthorized, ValidationFailed, problem_response
+from shared.errors import AppError, Unauthorized, ValidationFailed
+from shared.web.problems import problem_response
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from realtime.settings import SERVICE, Settings
 from realtime.streams.models import INBOX
 from realtime.streams.store import append
-from shared.consumer import ConsumerMetrics, EventConsumer, Handler, Topology
-from shared.db import UnitOfWork
-from shared.events import Event
+from shared.db.unit_of_work import UnitOfWork
+from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Handler, Topology
+from shared.messaging.events import Event
 
 # Contract section 4: what a user receives.
 STREAMED_TYPES = ("notification.created", "order.created", "order.status_changed")

@@ -17,8 +17,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from realtime.settings import SCHEMA
-from shared.consumer import inbox_table
-from shared.db import schema_metadata
+from shared.db.engine import schema_metadata
+from shared.messaging.consumer import inbox_table
 
 METADATA = schema_metadata(SCHEMA)
 

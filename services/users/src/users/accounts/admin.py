@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import unit_of_work
+from shared.db.unit_of_work import unit_of_work
 from users.accounts.models import ROLE_ADMIN, ROLE_USER, User
 from users.accounts.passwords import Passwords
 from users.accounts.repository import UserRepository

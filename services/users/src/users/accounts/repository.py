@@ -9,7 +9,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from shared.pagination import Cursor
+from shared.db.pagination import Cursor
 from users.accounts.models import User
 
 EMAIL_INDEX = "ix_users_email_lower"

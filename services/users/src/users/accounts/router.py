@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from shared.pagination import Page, PageParamsDep
+from shared.db.pagination import Page, PageParamsDep
 from users.accounts import service
 from users.accounts.schemas import ChangePasswordRequest, RegisterRequest, UpdateMeRequest, UserOut
 from users.dependencies import AdminId, CallerId, ClientIpDep, PasswordsDep, SessionDep, ThrottleDep

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared.db.pagination import Cursor, Page, PageParams
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from shared.pagination import Cursor, Page, PageParams
 from users import events
 from users.accounts.models import ROLE_USER, User
 from users.accounts.passwords import Passwords

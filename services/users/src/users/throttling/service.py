@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import unit_of_work
+from shared.db.unit_of_work import unit_of_work
 from shared.errors import TooManyRequests
 from users.throttling.repository import LoginFailureRepository
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import unit_of_work
+from shared.db.unit_of_work import unit_of_work
 from shared.errors import TooManyRequests
 from users.accounts.models import User
 from users.accounts.passwords import Passwords

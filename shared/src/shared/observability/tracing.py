@@ -1,6 +1,6 @@
 """OpenTelemetry tracing: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, a no-op otherwise.
 
-Each component calls ``configure_tracing`` once when it starts serving (``shared.server.serve``). With an
+Each component calls ``configure_tracing`` once when it starts serving (``shared.web.server.serve``). With an
 endpoint it installs the SDK's tracer provider, exporting in batches over OTLP/HTTP (protobuf); the other
 ``OTEL_*`` variables the SDK reads apply as usual (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
 ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*``, ``OTEL_EXPORTER_OTLP_HEADERS``, ...). Without one nothing is
@@ -9,14 +9,15 @@ along unchanged, so log lines keep a common trace id across components that do n
 
 Where the spans come from:
 
-- FastAPI's native telemetry (``shared.app``): a server span per request, continuing an incoming
+- FastAPI's native telemetry (``shared.web.app``): a server span per request, continuing an incoming
   ``traceparent``; probes and scrapes are left out;
 - ``ServerSpanMiddleware``: the same for the gateway's proxy chain, which runs outside FastAPI;
 - ``client_span`` and ``with_trace_context``: a client span and the ``traceparent`` header on calls through
   ``shared.http`` (the gateway's proxy, orders' account check); httpx calls (JWKS, the users directory)
   are instrumented by opentelemetry-instrumentation-httpx; readiness checks make none (``untraced``);
 - ``publish_span`` and ``process_span``: a producer span when an outbox relay publishes a row, continuing
-  the trace stored with the row (``shared.outbox.trace_headers``) although it runs later and in another
+  the trace stored with the row (``shared.messaging.outbox.trace_headers``) although it runs later and in
+  another
   task, and a consumer span around each message a consumer handles, continuing the trace in its headers.
   One trace therefore runs from the gateway through a service, its outbox and RabbitMQ into every
   consumer, and on through the events those consumers publish in turn.

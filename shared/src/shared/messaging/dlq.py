@@ -1,8 +1,8 @@
 """Operator command for a consumer's dead-letter queue: list, show, redrive.
 
-    python -m shared.dlq orders list
-    python -m shared.dlq orders show <message-id>
-    python -m shared.dlq orders redrive --all | --id <message-id> [--id ...]
+    python -m shared.messaging.dlq orders list
+    python -m shared.messaging.dlq orders show <message-id>
+    python -m shared.messaging.dlq orders redrive --all | --id <message-id> [--id ...]
 
 Listing and showing take messages without acknowledging them and then close the channel, so the
 broker puts every one back. A redrive publishes the message to the service's queue with its attempt
@@ -24,9 +24,9 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from shared.broker import ACK_SETTLE_GRACE
-from shared.consumer import ATTEMPT_HEADER, ERROR_HEADER
-from shared.settings import DEFAULT_AMQP_URL
+from shared.messaging.broker import ACK_SETTLE_GRACE
+from shared.messaging.consumer import ATTEMPT_HEADER, ERROR_HEADER
+from shared.service.settings import DEFAULT_AMQP_URL
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,9 @@ async def redrive(amqp_url: str, service: str, ids: Iterable[str] | None) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.dlq", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.messaging.dlq", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("service", help="the consuming service, e.g. orders or notification")
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL))
     sub = parser.add_subparsers(dest="command", required=True)

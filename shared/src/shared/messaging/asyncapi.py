@@ -1,6 +1,6 @@
 """Generate the AsyncAPI 3 document of the ``events`` exchange from the event catalogue.
 
-``python -m shared.asyncapi > docs/asyncapi.yaml``; a test fails when the committed file is stale.
+``python -m shared.messaging.asyncapi > docs/asyncapi.yaml``; a test fails when the committed file is stale.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from shared.events import CATALOGUE, EXCHANGE, Event, event_type_name
+from shared.messaging.events import CATALOGUE, EXCHANGE, Event, event_type_name
 
 
 def _message_name(model: type[Event]) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import aio_pika
 import aiormq
 
-from shared.events import EXCHANGE
+from shared.messaging.events import EXCHANGE
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import logging
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.context import accept_request_id, request_id_var
-from shared.errors import problem_response
+from shared.observability.request_id import accept_request_id, request_id_var
+from shared.web.problems import problem_response
 
 MAX_BODY_BYTES = 1024 * 1024
 

@@ -11,7 +11,7 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.settings import asyncpg_url
+from shared.service.settings import asyncpg_url
 
 
 def alembic_config(script_location: Path, url: str, schema: str) -> Config:

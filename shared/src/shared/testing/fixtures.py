@@ -20,14 +20,14 @@ import aio_pika
 import httpx
 import pytest
 
-from shared.bootstrap import (
+from shared.db.bootstrap import (
     InfrastructureUnavailable,
     check_amqp,
     check_postgres,
     drop_database,
     ensure_database,
 )
-from shared.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_database
+from shared.service.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_database
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql import Insert, Select
 from sqlalchemy.sql.functions import FunctionElement
 
-from shared.broker import BROKER_ERRORS, BrokerLink, PublishRejected
-from shared.events import EXCHANGE, Event
-from shared.tracing import publish_span
+from shared.messaging.broker import BROKER_ERRORS, BrokerLink, PublishRejected
+from shared.messaging.events import EXCHANGE, Event
+from shared.observability.tracing import publish_span
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ class OutboxRelay:
             await batch.conn.close()
 
     async def _publish(self, row: Row[Any, Any, Any, Any, Any, Any]) -> None:
-        # A producer span continuing the trace the row was written in (shared.tracing).
+        # A producer span continuing the trace the row was written in (shared.observability.tracing).
         message_id = str(row.event_id)
         with publish_span(
             exchange=EXCHANGE, event_type=row.event_type, message_id=message_id, headers=row.headers

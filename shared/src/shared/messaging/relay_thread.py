@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from shared.outbox import OutboxRelay
+from shared.messaging.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 

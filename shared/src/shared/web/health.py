@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from shared.errors import problem_response
-from shared.tracing import untraced
+from shared.observability.tracing import untraced
+from shared.web.problems import problem_response
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ ReadinessCheck = Callable[[], Awaitable[object]]
 
 
 class Lifecycle:
-    """Where the process is in its life; ``draining`` from the first SIGTERM on (``shared.server``).
+    """Where the process is in its life; ``draining`` from the first SIGTERM on (``shared.web.server``).
 
     A draining component answers /readyz with 503 at once, whatever its dependencies say, so a load
     balancer stops sending it new work while it finishes what it has.

@@ -6,7 +6,7 @@ Topology per service (``<service>`` below):
 - ``<service>.retry.<n>``: delay queues, one per attempt level, whose TTL dead-letters a message back
   to ``<service>.events`` (so a retry survives restarts and does not block the main queue);
 - ``<service>.dlq``: where a message lands after the last attempt, or at once when it cannot be parsed,
-  with the error in its headers; ``python -m shared.dlq`` lists, inspects and redrives it.
+  with the error in its headers; ``python -m shared.messaging.dlq`` lists, inspects and redrives it.
 
 A message is acked only after the handler's transaction committed. That transaction also writes the
 inbox row (event id, consumer), so a redelivered event is acked and skipped.
@@ -31,11 +31,11 @@ from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, String,
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.broker import ACK_SETTLE_GRACE, BROKER_ERRORS
-from shared.context import request_id_var
-from shared.db import UnitOfWork, unit_of_work
-from shared.events import EXCHANGE, Event, UnknownEvent, parse_event
-from shared.tracing import process_span
+from shared.db.unit_of_work import UnitOfWork, unit_of_work
+from shared.messaging.broker import ACK_SETTLE_GRACE, BROKER_ERRORS
+from shared.messaging.events import EXCHANGE, Event, UnknownEvent, parse_event
+from shared.observability.request_id import request_id_var
+from shared.observability.tracing import process_span
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class ConsumerMetrics:
             ),
             dlq_depth=Gauge(
                 "event_dlq_messages",
-                "Messages waiting in the consumer's dead-letter queue (python -m shared.dlq redrives them).",
+                "Messages waiting in the consumer's dead-letter queue (shared.messaging.dlq redrives them).",
                 ["consumer"],
                 registry=registry,
             ),
@@ -430,7 +430,7 @@ class EventConsumer:
         self.metrics.consumed.labels(service, event.type, outcome).inc()
 
     def _span(self, message: AbstractIncomingMessage, event: Event) -> AbstractContextManager[object]:
-        """A consumer span continuing the trace in the message's headers (``shared.tracing``)."""
+        """A consumer span continuing the trace in the message's headers (shared.observability.tracing)."""
         return process_span(
             consumer=self.topology.service,
             queue=self.topology.queue,

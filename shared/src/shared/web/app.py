@@ -10,15 +10,15 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 
-from shared.errors import install_error_handlers
-from shared.health import Lifecycle, ReadinessCheck, health_router
-from shared.metrics import QUIET_ROUTES, HttpMetrics, RequestMetricsMiddleware
-from shared.middleware import (
+from shared.web.health import Lifecycle, ReadinessCheck, health_router
+from shared.web.metrics import QUIET_ROUTES, HttpMetrics, RequestMetricsMiddleware
+from shared.web.middleware import (
     MAX_BODY_BYTES,
     BodySizeLimitMiddleware,
     RequestIdMiddleware,
     UnhandledErrorMiddleware,
 )
+from shared.web.problems import install_error_handlers
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -29,7 +29,8 @@ def untraced(scope: MutableMapping[str, Any]) -> bool:
 
 
 # FastAPI's native OpenTelemetry support: a server span per request from the global tracer provider,
-# which shared.tracing installs only when an OTLP endpoint is configured (otherwise this is a no-op).
+# which shared.observability.tracing installs only when an OTLP endpoint is configured (otherwise this is a
+# no-op).
 # Prometheus stays the metrics path and the JSON logs the log path, so only tracing is switched on;
 # one span per request, without the per-dependency and serialization spans FastAPI could add.
 TELEMETRY: TelemetryConfig = {

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from shared.settings import database_name, with_database
+from shared.service.settings import database_name, with_database
 
 log = logging.getLogger(__name__)
 

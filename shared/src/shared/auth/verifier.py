@@ -11,20 +11,19 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 import jwt
-from fastapi import Depends, Request
 from jwt import PyJWK
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 
 ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
+
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
 
 
@@ -184,33 +183,3 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
-
-
-VerifierGetter = Callable[[Request], TokenVerifier]
-
-
-def _verifier_of(request: Request) -> TokenVerifier:
-    verifier = getattr(request.app.state, "token_verifier", None)
-    if not isinstance(verifier, TokenVerifier):
-        raise TypeError("app.state.token_verifier is not configured")
-    return verifier
-
-
-async def current_principal(request: Request) -> Principal:
-    """FastAPI dependency: the verified caller, or 401 with ``WWW-Authenticate: Bearer``."""
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        raise Unauthorized("An access token is required.", error=None)
-    return await _verifier_of(request).verify(token)
-
-
-async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-    if not principal.is_admin:
-        raise Forbidden("This action needs the admin role.")
-    return principal
-
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
-
-ReadinessCheck = Callable[[], Awaitable[None]]

@@ -2,7 +2,7 @@
 
 On SIGTERM (or Ctrl-C) a component:
 
-1. turns not-ready: /readyz answers 503 from that moment (``shared.health.Lifecycle``);
+1. turns not-ready: /readyz answers 503 from that moment (``shared.web.health.Lifecycle``);
 2. keeps serving for ``SHUTDOWN_DELAY`` seconds (default 0), for load balancers that poll readiness;
 3. stops accepting connections and lets the requests in flight finish (uvicorn, up to 20 s);
 4. runs the lifespan's shutdown: each consumer stops taking messages and finishes (acks) the ones it
@@ -26,10 +26,10 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from shared.health import Lifecycle
-from shared.logs import UvicornLogFilter, configure_logging
-from shared.settings import BaseServiceSettings
-from shared.tracing import configure_tracing
+from shared.observability.logs import UvicornLogFilter, configure_logging
+from shared.observability.tracing import configure_tracing
+from shared.service.settings import BaseServiceSettings
+from shared.web.health import Lifecycle
 
 log = logging.getLogger(__name__)
 

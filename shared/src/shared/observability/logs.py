@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from shared.context import current_request_id
-from shared.tracing import current_trace_id
+from shared.observability.request_id import current_request_id
+from shared.observability.tracing import current_trace_id
 
 # color_message: uvicorn's ANSI-coloured copy of the message, noise in both formats.
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {
@@ -103,7 +103,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    # Our own access log (shared.metrics) carries the route and request id; uvicorn's would repeat it.
+    # Our own access log (shared.web.metrics) carries the route and request id; uvicorn's would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every outgoing request at INFO (service calls, JWKS fetches by readiness probes).
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,7 +1,8 @@
 """The event catalogue as code: one model per event type, inside the contract's envelope.
 
 Producers build these models and consumers parse into them; nobody hand-builds event JSON. The
-AsyncAPI document (docs/asyncapi.yaml) is generated from this module (``python -m shared.asyncapi``).
+AsyncAPI document (docs/asyncapi.yaml) is generated from this module (``python -m
+shared.messaging.asyncapi``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from shared.context import current_request_id
+from shared.observability.request_id import current_request_id
 
 EXCHANGE = "events"
 

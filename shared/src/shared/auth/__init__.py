@@ -1,0 +1,1 @@
+"""Access tokens: verifying them and the FastAPI dependencies that name the caller."""

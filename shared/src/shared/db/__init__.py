@@ -1,0 +1,1 @@
+"""Postgres: engines, the unit of work, pagination, migrations and the development bootstrap."""

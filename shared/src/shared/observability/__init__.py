@@ -1,0 +1,1 @@
+"""Logs, traces and the request id that ties them together."""

@@ -1,0 +1,1 @@
+"""The service kit: settings, CLI, dependencies and the supervisor every component is built from."""
