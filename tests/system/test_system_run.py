@@ -71,17 +71,17 @@ def test_launcher_starts_everything_and_stops_cleanly_on_sigterm(
     )
     gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
     try:
-        deadline = time.monotonic() + 90
+        # The launcher says the system is up once every component is ready; waiting for that line
+        # rather than for the gateway alone keeps a loaded machine from sending SIGTERM before it.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(gateway + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            if "the system is up: gateway at " in log_path.read_text():
+                break
             time.sleep(0.2)
         else:
-            pytest.fail("the gateway never became ready")
+            pytest.fail("the launcher never said the system is up")
+        assert httpx.get(gateway + "/readyz", timeout=5).status_code == 200
         assert httpx.get(gateway + "/.well-known/jwks.json", timeout=5).status_code == 200
         # A development key was written to the ignored .secrets folder of the working directory.
         assert (tmp_path / ".secrets" / "jwt-ed25519.pem").exists()
