@@ -64,14 +64,17 @@ bench: install apt-bench ## The benchmarks: prints a table of figures per part
 	$(BIN)/python -m bench.realtime_bench
 	$(BIN)/python services/realtime/bench/connections.py --connections 10000 --users 1000
 
-infra: ## Postgres, RabbitMQ and the mail catcher in Docker
-	docker compose up -d postgres rabbitmq mailpit
+# The compose file publishes no host port; these targets ask for the developer's ports on 127.0.0.1.
+COMPOSE := docker compose -f docker-compose.yml -f deploy/docker/compose.ports.yml
 
-up: ## The whole stack in Docker Compose
-	docker compose up -d --build
+infra: ## Postgres, RabbitMQ and the mail catcher in Docker
+	$(COMPOSE) up -d --wait postgres rabbitmq mailpit
+
+up: ## The whole stack in Docker Compose (add --profile observability for Prometheus and Grafana)
+	$(COMPOSE) up -d --build --wait
 
 down: ## Stop the Compose stack
-	docker compose down
+	$(COMPOSE) --profile observability down
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
