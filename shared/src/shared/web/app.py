@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 
+from shared.auth.verifier import TokenVerifier
+from shared.service.supervisor import Supervisor, Worker, WorkerMetrics
 from shared.web.health import Lifecycle, ReadinessCheck, health_router
 from shared.web.metrics import QUIET_ROUTES, HttpMetrics, RequestMetricsMiddleware
 from shared.web.middleware import (
@@ -23,7 +25,7 @@ from shared.web.problems import install_error_handlers
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def untraced(scope: MutableMapping[str, Any]) -> bool:
+def quiet_route(scope: MutableMapping[str, Any]) -> bool:
     """Probes and scrapes make no spans: they are not what users do, and they come every few seconds."""
     return scope.get("path") in QUIET_ROUTES
 
@@ -39,7 +41,7 @@ TELEMETRY: TelemetryConfig = {
     "logs": False,
     "operation_spans": False,
     "auto_configure": False,
-    "exclude": untraced,
+    "exclude": quiet_route,
 }
 
 
@@ -58,7 +60,8 @@ def create_base_app(
     """A FastAPI app with the project's conventions; the service adds its routers and checks.
 
     Readiness checks live in ``app.state.readiness`` (name -> async callable) so the lifespan can
-    register the resources it builds; ``app.state.lifecycle`` tells /readyz when the server is draining.
+    register the resources it builds; ``app.state.lifecycle`` tells /readyz when the server is draining;
+    ``app.state.supervisor`` runs the background workers (``serving``), their metrics made once here.
     """
     registry = registry or CollectorRegistry()
     lifecycle = Lifecycle()
@@ -76,19 +79,48 @@ def create_base_app(
     app.state.registry = registry
     app.state.lifecycle = lifecycle
     app.state.readiness = {}
+    supervisor = Supervisor(WorkerMetrics.create(registry))
+    app.state.supervisor = supervisor
     http_metrics = HttpMetrics.create(registry)
     # Chains that run outside FastAPI (the gateway's proxy) count into the same series.
     app.state.http_metrics = http_metrics
 
     def checks() -> Mapping[str, ReadinessCheck]:
         readiness: Mapping[str, ReadinessCheck] = app.state.readiness
-        return readiness
+        return {**readiness, **supervisor.readiness()}
 
     install_error_handlers(app)
-    app.include_router(health_router(registry, checks, lifecycle=lifecycle))
+    app.include_router(health_router(registry, checks, lifecycle=lifecycle, workers=supervisor.states))
     # Added last = outermost: the request id exists before anything logs or fails.
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+class ServiceResources(Protocol):
+    """What a service's ``resources.py`` builds, as the lifespan sees it."""
+
+    @property
+    def verifier(self) -> TokenVerifier: ...
+
+    def readiness(self) -> Mapping[str, ReadinessCheck]: ...
+
+
+@asynccontextmanager
+async def serving(
+    app: FastAPI, resources: ServiceResources, workers: Sequence[Worker]
+) -> AsyncIterator[None]:
+    """The middle of every service's lifespan: publish what it built, run its workers, undo both."""
+    app.state.resources = resources
+    app.state.token_verifier = resources.verifier
+    checks = resources.readiness()
+    app.state.readiness.update(checks)
+    supervisor: Supervisor = app.state.supervisor
+    try:
+        async with supervisor.running(workers):
+            yield
+    finally:
+        for name in checks:
+            app.state.readiness.pop(name, None)

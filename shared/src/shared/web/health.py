@@ -56,8 +56,10 @@ def health_router(
     *,
     timeout: float = 2.0,
     lifecycle: Lifecycle | None = None,
+    workers: Callable[[], Mapping[str, str]] = dict,
 ) -> APIRouter:
-    """``checks`` is read at request time, so the lifespan can register what it built."""
+    """``checks`` is read at request time, so the lifespan can register what it built; ``workers``
+    (each background worker's state) is listed beside them."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -81,6 +83,7 @@ def health_router(
             results = await asyncio.gather(
                 *(asyncio.wait_for(check(), timeout) for check in named.values()), return_exceptions=True
             )
+        states = {"workers": dict(workers())} if workers() else {}
         failed = {
             name: f"{type(result).__name__}: {result}" if str(result) else type(result).__name__
             for name, result in zip(named, results, strict=True)
@@ -95,9 +98,9 @@ def health_router(
                 type_slug="not-ready",
                 instance="/readyz",
                 headers={"Retry-After": "5"},
-                extensions={"checks": {name: failed.get(name, "ok") for name in named}},
+                extensions={"checks": {name: failed.get(name, "ok") for name in named}, **states},
             )
-        return JSONResponse({"status": "ready", "checks": {name: "ok" for name in named}})
+        return JSONResponse({"status": "ready", "checks": {name: "ok" for name in named}, **states})
 
     @router.get("/metrics")
     async def metrics() -> Response:
