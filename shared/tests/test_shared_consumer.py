@@ -17,9 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db.bootstrap import ServiceDatabase, _connect, ensure_service_schema
 from shared.db.engine import make_engine, make_sessionmaker, schema_metadata
 from shared.db.unit_of_work import UnitOfWork
-from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Topology, inbox_table
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.consumer_metrics import ConsumerMetrics
 from shared.messaging.dlq import list_dead_letters, redrive
 from shared.messaging.events import EXCHANGE, Event, UserDeactivated, UserDeactivatedData
+from shared.messaging.inbox import inbox_table
+from shared.messaging.topology import Topology
 from shared.service.settings import with_credentials
 from shared.testing.fixtures import queue_depth
 from shared.testing.tcpproxy import TcpProxy

@@ -1,15 +1,9 @@
-"""Idempotent event consumers with retries and a dead-letter queue, for every consuming service.
-
-Topology per service (``<service>`` below):
-
-- ``<service>.events``: durable quorum queue bound to ``events`` for the types the service handles;
-- ``<service>.retry.<n>``: delay queues, one per attempt level, whose TTL dead-letters a message back
-  to ``<service>.events`` (so a retry survives restarts and does not block the main queue);
-- ``<service>.dlq``: where a message lands after the last attempt, or at once when it cannot be parsed,
-  with the error in its headers; ``python -m shared.messaging.dlq`` lists, inspects and redrives it.
+"""Idempotent event consumers: deliveries handled in order, in batches, each batch one transaction.
 
 A message is acked only after the handler's transaction committed. That transaction also writes the
-inbox row (event id, consumer), so a redelivered event is acked and skipped.
+inbox row (``shared.messaging.inbox``), so a redelivered event is acked and skipped. A failing handler
+sends its delivery to a delay queue or the DLQ (``shared.messaging.redelivery``); the queues themselves
+are ``shared.messaging.topology``.
 """
 
 from __future__ import annotations
@@ -20,126 +14,26 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, String, Table, Uuid, func
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.unit_of_work import UnitOfWork, unit_of_work
 from shared.messaging.broker import ACK_SETTLE_GRACE, BROKER_ERRORS
-from shared.messaging.events import EXCHANGE, Event, UnknownEvent, parse_event
+from shared.messaging.consumer_metrics import ConsumerMetrics
+from shared.messaging.events import Event, UnknownEvent, parse_event
+from shared.messaging.redelivery import Redelivery
+from shared.messaging.topology import Topology, declare_topology
 from shared.observability.request_id import request_id_var
 from shared.observability.tracing import process_span
+from shared.service.backoff import Backoff, pause
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
-
-ATTEMPT_HEADER = "x-attempt"
-ERROR_HEADER = "x-last-error"
-
-
-def inbox_table(metadata: MetaData) -> Table:
-    """Events a consumer has handled, written in the handler's own transaction."""
-    return Table(
-        "inbox",
-        metadata,
-        Column("event_id", Uuid, nullable=False),
-        Column("consumer", String(100), nullable=False),
-        Column("event_type", String(100), nullable=False),
-        Column("handled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        PrimaryKeyConstraint("event_id", "consumer", name="pk_inbox"),
-    )
-
-
-@dataclass(frozen=True)
-class ConsumerMetrics:
-    consumed: Counter
-    retried: Counter
-    dead_lettered: Counter
-    handling: Histogram
-    up: Gauge
-    dlq_depth: Gauge
-
-    @classmethod
-    def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
-        return cls(
-            consumed=Counter(
-                "events_consumed",
-                "Events taken from the queue, by type and outcome (handled, duplicate, retried, dead).",
-                ["consumer", "event_type", "outcome"],
-                registry=registry,
-            ),
-            retried=Counter(
-                "events_retried", "Events sent to a delay queue.", ["consumer"], registry=registry
-            ),
-            dead_lettered=Counter(
-                "events_dead_lettered", "Events moved to the DLQ.", ["consumer", "reason"], registry=registry
-            ),
-            handling=Histogram(
-                "event_handling_seconds",
-                "Time to handle one event, transaction included.",
-                ["consumer", "event_type"],
-                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-                registry=registry,
-            ),
-            up=Gauge(
-                "event_consumer_up", "1 while the consumer is consuming.", ["consumer"], registry=registry
-            ),
-            dlq_depth=Gauge(
-                "event_dlq_messages",
-                "Messages waiting in the consumer's dead-letter queue (shared.messaging.dlq redrives them).",
-                ["consumer"],
-                registry=registry,
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class Topology:
-    service: str
-    event_types: Sequence[str]
-    retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 120.0)
-
-    @property
-    def queue(self) -> str:
-        return f"{self.service}.events"
-
-    @property
-    def dlq(self) -> str:
-        return f"{self.service}.dlq"
-
-    def retry_queue(self, level: int) -> str:
-        return f"{self.service}.retry.{level}"
-
-    @property
-    def max_attempts(self) -> int:
-        return len(self.retry_delays) + 1
-
-
-async def declare_topology(channel: AbstractChannel, topology: Topology) -> aio_pika.abc.AbstractQueue:
-    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue(topology.queue, durable=True, arguments={"x-queue-type": "quorum"})
-    for event_type in topology.event_types:
-        await queue.bind(exchange, event_type)
-    for level, delay in enumerate(topology.retry_delays, start=1):
-        await channel.declare_queue(
-            topology.retry_queue(level),
-            durable=True,
-            arguments={
-                "x-message-ttl": int(delay * 1000),
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": topology.queue,
-            },
-        )
-    await channel.declare_queue(topology.dlq, durable=True, arguments={"x-queue-type": "quorum"})
-    return queue
 
 
 class EventConsumer:
@@ -161,6 +55,7 @@ class EventConsumer:
         self.sessionmaker = sessionmaker
         self.inbox = inbox
         self.metrics = metrics
+        self.redelivery = Redelivery(topology, metrics)
         self._declare_series()
         self.prefetch = prefetch
         self.batch_size = batch_size
@@ -195,11 +90,11 @@ class EventConsumer:
 
     async def run(self) -> None:
         watcher = asyncio.create_task(self._watch_dead_letters(), name=f"{self.topology.service}-dlq-gauge")
-        backoff = 0.2
+        backoff = Backoff(maximum=10.0)
         while not self._stopping.is_set():
             try:
                 await self._consume_until_closed()
-                backoff = 0.2
+                backoff.reset()
             except BROKER_ERRORS as exc:
                 log.warning("consumer link down", extra={"error": str(exc) or type(exc).__name__})
             except Exception:
@@ -208,9 +103,7 @@ class EventConsumer:
             finally:
                 self._set_consuming(False)
             if not self._stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
-                backoff = min(backoff * 2, 10.0)
+                await pause(next(backoff), self._stopping)
         await self._drain()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -348,7 +241,7 @@ class EventConsumer:
             result = self._parse(message)
             if isinstance(result, str):
                 reason = "unparseable" if result.startswith("unparseable") else "unhandled"
-                await self._dead_letter(message, result, reason=reason)
+                await self.redelivery.dead_letter(self._channel, message, result, reason=reason)
             else:
                 parsed.append((message, *result))
         if len(parsed) > 1:
@@ -406,7 +299,7 @@ class EventConsumer:
         result = self._parse(message)
         if isinstance(result, str):
             reason = "unparseable" if result.startswith("unparseable") else "unhandled"
-            await self._dead_letter(message, result, reason=reason)
+            await self.redelivery.dead_letter(self._channel, message, result, reason=reason)
             return
         event, handler = result
         token = request_id_var.set(event.correlation_id)
@@ -420,7 +313,7 @@ class EventConsumer:
                 exc_info=True,
                 extra={"event_id": str(event.id), "event_type": event.type},
             )
-            await self._retry_or_dead_letter(message, exc)
+            await self.redelivery.retry_or_dead_letter(self._channel, message, exc)
             self.metrics.consumed.labels(service, event.type, "failed").inc()
             return
         finally:
@@ -451,46 +344,3 @@ class EventConsumer:
                 return "duplicate"
             await handler(event, uow)
         return "handled"
-
-    def _attempt(self, message: AbstractIncomingMessage) -> int:
-        value = (message.headers or {}).get(ATTEMPT_HEADER, 1)
-        return value if isinstance(value, int) and value >= 1 else 1
-
-    async def _retry_or_dead_letter(self, message: AbstractIncomingMessage, exc: Exception) -> None:
-        attempt = self._attempt(message)
-        error = f"{type(exc).__name__}: {exc}"[:1000]
-        if attempt >= self.topology.max_attempts:
-            await self._dead_letter(message, error, reason="exhausted")
-            return
-        await self._republish(message, self.topology.retry_queue(attempt), attempt + 1, error)
-        self.metrics.retried.labels(self.topology.service).inc()
-
-    async def _dead_letter(self, message: AbstractIncomingMessage, error: str, *, reason: str) -> None:
-        log.error("event dead-lettered", extra={"message_id": message.message_id, "reason": reason})
-        await self._republish(message, self.topology.dlq, self._attempt(message), error, dead=True)
-        self.metrics.dead_lettered.labels(self.topology.service, reason).inc()
-
-    async def _republish(
-        self, message: AbstractIncomingMessage, queue: str, attempt: int, error: str, *, dead: bool = False
-    ) -> None:
-        """Copy the message to ``queue`` (confirmed), then ack the original: nothing is lost in between."""
-        channel = self._channel
-        if channel is None:
-            raise ConnectionError("no channel to republish on")
-        headers: dict[str, Any] = dict(message.headers or {})
-        headers[ATTEMPT_HEADER] = attempt
-        headers[ERROR_HEADER] = error
-        headers.setdefault("x-original-routing-key", message.routing_key or "")
-        if dead:
-            headers["x-dead-lettered-at"] = datetime.now(UTC).isoformat()
-            headers["x-consumer"] = self.topology.service
-        copy = aio_pika.Message(
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            type=message.type,
-        )
-        await channel.default_exchange.publish(copy, routing_key=queue, mandatory=True)
-        await message.ack()

@@ -25,7 +25,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from shared.messaging.broker import ACK_SETTLE_GRACE
-from shared.messaging.consumer import ATTEMPT_HEADER, ERROR_HEADER
+from shared.messaging.redelivery import ATTEMPT_HEADER, ERROR_HEADER
 from shared.service.settings import DEFAULT_AMQP_URL
 
 

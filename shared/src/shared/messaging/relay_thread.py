@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -40,39 +40,60 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 class RelayThread:
-    """Runs the relay ``open_relay`` builds until ``stop``; ``open_relay`` runs in the thread's loop."""
+    """Runs the relay ``open_relay`` builds, on a thread of its own, as a supervised worker: ``run``
+    returns once ``stop`` has made the relay finish (its final pass included), and raises if the
+    thread failed, so the supervisor starts a fresh thread after its backoff."""
 
     def __init__(self, open_relay: OpenRelay, *, name: str) -> None:
         self._open_relay = open_relay
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._relay: OutboxRelay | None = None
         self._stop_requested = False
 
-    def start(self) -> None:
+    async def run(self) -> None:
         # A thread that wants the GIL waits up to the switch interval for the one holding it; the
         # relay's handful of loop turns per batch each paid up to 5 ms of it under load.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-        self._thread.start()
+        caller = asyncio.get_running_loop()
+        ended: asyncio.Future[BaseException | None] = caller.create_future()
 
-    async def stop(self, timeout: float) -> bool:
-        """Ask the relay to finish (its final pass included) and wait; False if it did not in time."""
+        def settle(error: BaseException | None) -> None:
+            if not ended.done():
+                ended.set_result(error)
+
+        def finish(error: BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the caller's loop has closed: nobody waits
+                caller.call_soon_threadsafe(settle, error)
+
+        thread = threading.Thread(target=self._main, args=(finish,), name=self.name, daemon=True)
+        thread.start()
+        # Cancelled (a stop that timed out): the daemon thread ends with the process, its rows stay
+        # in the outbox for the next relay.
+        error = await ended
+        if error is not None:
+            raise RuntimeError("outbox relay thread failed") from error
+
+    def stop(self) -> None:
+        """Ask the relay to finish; ``run`` returns when it has."""
         with self._lock:
             self._stop_requested = True
             loop, relay = self._loop, self._relay
         if loop is not None and relay is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already closed
                 loop.call_soon_threadsafe(relay.stop)
-        await asyncio.to_thread(self._thread.join, timeout)
-        return not self._thread.is_alive()
 
-    def _main(self) -> None:
+    def _main(self, finish: Callable[[BaseException | None], None]) -> None:
+        error: BaseException | None = None
         try:
             with asyncio.Runner(loop_factory=_new_loop) as runner:
                 runner.run(self._run())
-        except Exception:
+        except Exception as exc:
             log.exception("outbox relay thread failed")
+            error = exc
+        finally:
+            finish(error)
 
     async def _run(self) -> None:
         async with self._open_relay() as relay:
