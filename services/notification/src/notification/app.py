@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from notification.notifications import router as notifications
-from notification.resources import open_resources
+from notification.resources import Metrics, open_resources
 from notification.settings import Settings
-from shared.web.app import create_base_app
+from notification.workers import declare_workers
+from shared.web.app import create_base_app, serving
 
 DESCRIPTION = "A user's in-app notifications, and the e-mails that go with them; both are fed by events."
 
@@ -21,19 +22,15 @@ TAGS = [{"name": "notifications", "description": "The caller's own notifications
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings, registry) as resources:
-            app.state.resources = resources
-            app.state.token_verifier = resources.verifier
-            checks = resources.readiness()
-            app.state.readiness.update(checks)
-            try:
-                yield
-            finally:
-                for name in checks:
-                    app.state.readiness.pop(name, None)
+        async with (
+            open_resources(settings, metrics) as resources,
+            serving(app, resources, declare_workers(resources, metrics)),
+        ):
+            yield
 
     app = create_base_app(
         title="notification", description=DESCRIPTION, lifespan=lifespan, registry=registry, openapi_tags=TAGS

@@ -6,7 +6,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from notification.settings import SCHEMA
 from shared.db.engine import schema_metadata
-from shared.messaging.consumer import inbox_table
+from shared.messaging.inbox import inbox_table
 from shared.messaging.outbox import outbox_table
 
 

@@ -11,9 +11,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from notification.background import BackgroundLoops
 from notification.contacts.directory import UsersDirectory
-from notification.database import outbox
 from notification.email.sender import EmailMetrics, EmailSender, RetryPolicy
 from notification.email.smtp import SmtpTransport
 from notification.events.consumer import build_consumer
@@ -23,8 +21,26 @@ from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
 from shared.messaging.broker import BrokerLink
 from shared.messaging.consumer import EventConsumer
-from shared.messaging.outbox import OutboxMetrics, OutboxRelay
+from shared.messaging.consumer_metrics import ConsumerMetrics
+from shared.messaging.outbox_metrics import OutboxMetrics
 from shared.web.health import ReadinessCheck
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Registered once per app, so a second lifespan of the same app reuses them."""
+
+    outbox: OutboxMetrics
+    consumer: ConsumerMetrics
+    email: EmailMetrics
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        return cls(
+            outbox=OutboxMetrics.create(registry),
+            consumer=ConsumerMetrics.create(registry),
+            email=EmailMetrics.create(registry),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +49,22 @@ class Resources:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
+    link: BrokerLink
+    # Built here (they hold the handlers and the SMTP transport); notification.workers runs them.
     consumer: EventConsumer
     sender: EmailSender
 
     def readiness(self) -> dict[str, ReadinessCheck]:
-        return {"database": functools.partial(ping, self.engine), "broker": self.consumer.check}
-
-
-def plain_dsn(url: str) -> str:
-    """asyncpg's own connect (LISTEN connections) takes ``postgresql://``, not SQLAlchemy's dialect URL."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        # "broker" is the consumer's (notification.workers).
+        return {"database": functools.partial(ping, self.engine)}
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings, registry: CollectorRegistry) -> AsyncIterator[Resources]:
+async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
     database_url = settings.service_database_url()
     engine = make_engine(database_url, schema=SCHEMA)
     http = httpx.AsyncClient(timeout=settings.users_timeout)
     link = BrokerLink(settings.amqp_url, name=f"{SERVICE}-outbox")
-    loops = BackgroundLoops()
     try:
         sessions = make_sessionmaker(engine)
         verifier = TokenVerifier(
@@ -65,14 +78,7 @@ async def open_resources(settings: Settings, registry: CollectorRegistry) -> Asy
             public_url=settings.public_url,
             email_order_statuses=settings.email_order_statuses,
         )
-        consumer = build_consumer(settings, sessions, handlers, registry)
-        relay = OutboxRelay(
-            engine=engine,
-            table=outbox,
-            link=link,
-            listen_dsn=plain_dsn(database_url),
-            metrics=OutboxMetrics.create(registry),
-        )
+        consumer = build_consumer(settings, sessions, handlers, metrics.consumer)
         sender = EmailSender(
             engine=engine,
             transport=SmtpTransport(settings),
@@ -81,27 +87,22 @@ async def open_resources(settings: Settings, registry: CollectorRegistry) -> Asy
                 base=settings.email_backoff_base,
                 cap=settings.email_backoff_max,
             ),
-            listen_dsn=plain_dsn(database_url),
-            metrics=EmailMetrics.create(registry),
+            listen_dsn=database_url,
+            metrics=metrics.email,
             batch_size=settings.email_batch_size,
             poll_interval=settings.email_poll_interval,
             lease_seconds=settings.email_lease,
         )
-        # Stopped in this order: the consumer first (its last handlers may still write outbox rows
-        # and e-mails), then the sender, then the relay, which publishes what is left.
-        loops.start("consumer", consumer.run, consumer.stop)
-        loops.start("email-sender", sender.run, sender.stop)
-        loops.start("outbox-relay", relay.run, relay.stop)
         yield Resources(
             settings=settings,
             engine=engine,
             sessions=sessions,
             verifier=verifier,
+            link=link,
             consumer=consumer,
             sender=sender,
         )
     finally:
-        await loops.shutdown()
         await link.close()
         await http.aclose()
         await engine.dispose()

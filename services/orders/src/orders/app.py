@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +11,8 @@ from prometheus_client import CollectorRegistry
 from orders.order.router import router as orders_router
 from orders.resources import Metrics, open_resources
 from orders.settings import Settings
-from orders.upstream.users import check_users
-from orders.workers import running_workers
-from shared.db.engine import ping
-from shared.web.app import create_base_app
+from orders.workers import declare_workers
+from shared.web.app import create_base_app, serving
 
 DESCRIPTION = (
     "Orders and their state machine (pending, paid, shipped, delivered; cancelled), idempotent "
@@ -23,8 +20,6 @@ DESCRIPTION = (
 )
 
 TAGS = [{"name": "orders", "description": "Orders of the caller; admins see and move everyone's"}]
-
-READINESS = ("database", "broker", "users")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,22 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
             open_resources(settings, metrics) as resources,
-            running_workers(resources, metrics) as workers,
+            serving(app, resources, declare_workers(resources, metrics)),
         ):
-            app.state.resources = resources
-            app.state.token_verifier = resources.verifier
-            app.state.readiness.update(
-                {
-                    "database": functools.partial(ping, resources.engine),
-                    "broker": workers.consumer.check,
-                    "users": functools.partial(check_users, resources.http, settings.jwks_url),
-                }
-            )
-            try:
-                yield
-            finally:
-                for name in READINESS:
-                    app.state.readiness.pop(name, None)
+            yield
 
     app = create_base_app(
         title="orders",

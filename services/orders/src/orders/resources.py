@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from orders.order.gate import TransitionGate
 from orders.settings import SCHEMA, Settings
 from orders.upstream.breaker import CircuitBreaker, breaker_gauge
-from orders.upstream.users import RetryPolicy, UsersClient
+from orders.upstream.users import RetryPolicy, UsersClient, check_users
 from shared.auth.verifier import JwksKeySource, TokenVerifier
-from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.engine import make_engine, make_sessionmaker, ping
 from shared.http import UpstreamPool
-from shared.messaging.consumer import ConsumerMetrics
-from shared.messaging.outbox import OutboxMetrics
+from shared.messaging.consumer_metrics import ConsumerMetrics
+from shared.messaging.outbox_metrics import OutboxMetrics
+from shared.web.health import ReadinessCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,13 @@ class Resources:
     users: UsersClient
     verifier: TokenVerifier
     gate: TransitionGate
+
+    def readiness(self) -> dict[str, ReadinessCheck]:
+        # "broker" is the consumer's (orders.workers).
+        return {
+            "database": functools.partial(ping, self.engine),
+            "users": functools.partial(check_users, self.http, self.settings.jwks_url),
+        }
 
 
 @asynccontextmanager

@@ -15,9 +15,8 @@ from realtime.delivery.subscriber import CLOSE_GOING_AWAY
 from realtime.delivery.websocket import websocket_endpoint
 from realtime.resources import Metrics, open_resources
 from realtime.settings import Settings
-from realtime.workers import running_workers
-from shared.db.engine import ping
-from shared.web.app import create_base_app
+from realtime.workers import declare_workers
+from shared.web.app import create_base_app, serving
 
 DESCRIPTION = (
     "Every user's events (orders, notifications), live and replayable by offset, over WebSocket "
@@ -25,8 +24,6 @@ DESCRIPTION = (
 )
 
 TAGS = [{"name": "events", "description": "The caller's event stream"}]
-
-READINESS = ("database", "broker", "listener")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,8 +33,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings, metrics) as resources, running_workers(resources) as workers:
-            app.state.realtime = resources.runtime
+        async with (
+            open_resources(settings, metrics) as resources,
+            serving(app, resources, declare_workers(resources, metrics)),
+        ):
             # uvicorn closes each WebSocket itself (1012) when it stops; an SSE response is just a
             # request that never ends, so the hub ends those streams (the browser reconnects elsewhere).
             undo = app.state.lifecycle.on_stop(
@@ -45,20 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     resources.runtime.hub.close_all, CLOSE_GOING_AWAY, "shutdown", transport="sse"
                 )
             )
-            app.state.token_verifier = resources.runtime.verifier
-            app.state.readiness.update(
-                {
-                    "database": functools.partial(ping, resources.engine),
-                    "broker": workers.consumer.check,
-                    "listener": workers.listener.check,
-                }
-            )
             try:
                 yield
             finally:
                 undo()
-                for name in READINESS:
-                    app.state.readiness.pop(name, None)
 
     app = create_base_app(
         title="realtime", description=DESCRIPTION, lifespan=lifespan, registry=registry, openapi_tags=TAGS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from realtime.runtime import Runtime
 from realtime.settings import SCHEMA, Settings
 from realtime.streams.store import StreamStore
 from shared.auth.verifier import JwksKeySource, TokenVerifier
-from shared.db.engine import make_engine, make_sessionmaker
-from shared.messaging.consumer import ConsumerMetrics
+from shared.db.engine import make_engine, make_sessionmaker, ping
+from shared.messaging.consumer_metrics import ConsumerMetrics
+from shared.web.health import ReadinessCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,14 @@ class Resources:
     metrics: Metrics
     runtime: Runtime
 
+    @property
+    def verifier(self) -> TokenVerifier:
+        return self.runtime.verifier
+
+    def readiness(self) -> dict[str, ReadinessCheck]:
+        # "broker" and "listener" are the workers' (realtime.workers).
+        return {"database": functools.partial(ping, self.engine)}
+
 
 @asynccontextmanager
 async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
@@ -53,6 +63,7 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 audience=settings.jwt_audience,
             )
             store = StreamStore(engine)
+            hub = Hub(store, metrics.realtime)
             yield Resources(
                 settings=settings,
                 engine=engine,
@@ -62,10 +73,12 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                     settings=settings,
                     verifier=verifier,
                     store=store,
-                    hub=Hub(store, metrics.realtime),
+                    hub=hub,
                     ws_metrics=TransportMetrics.bind(metrics.realtime, "ws"),
                     sse_metrics=TransportMetrics.bind(metrics.realtime, "sse"),
                 ),
             )
+            # After the workers (the supervisor stops them before this runs).
+            await hub.close()
     finally:
         await engine.dispose()

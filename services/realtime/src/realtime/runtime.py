@@ -1,4 +1,4 @@
-"""What the endpoints reach through ``app.state.realtime``: built by the lifespan, one per process."""
+"""What the endpoints reach through ``app.state.resources.runtime``: built by the lifespan."""
 
 from __future__ import annotations
 
@@ -24,5 +24,5 @@ class Runtime:
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime:
-    runtime: Runtime = connection.app.state.realtime
+    runtime: Runtime = connection.app.state.resources.runtime
     return runtime

@@ -15,6 +15,6 @@ class Base(DeclarativeBase):
 def load_models() -> None:
     """Import every model module so ``Base.metadata`` knows all tables (Alembic needs them all)."""
     import users.accounts.models
-    import users.events
+    import users.outbox
     import users.throttling.models
     import users.tokens.models  # noqa: F401

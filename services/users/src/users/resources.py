@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,17 +11,29 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth.verifier import StaticKeySource, TokenVerifier
-from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.engine import make_engine, make_sessionmaker, ping
 from shared.messaging.broker import BrokerLink
-from shared.messaging.outbox import OutboxMetrics, OutboxRelay
+from shared.messaging.outbox_metrics import OutboxMetrics
+from shared.web.health import ReadinessCheck
+from users.accounts.admin import ensure_admin
 from users.accounts.passwords import Passwords
-from users.events import OUTBOX
 from users.settings import SCHEMA, Settings
 from users.throttling.client_ip import ClientIpResolver
 from users.throttling.service import LoginThrottle, ThrottlePolicy
 from users.tokens.access import AccessTokenIssuer
 from users.tokens.keys import KeySet, load_key_set
 from users.tokens.service import TokenService
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Registered once per app, so a second lifespan of the same app reuses them."""
+
+    outbox: OutboxMetrics
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        return cls(outbox=OutboxMetrics.create(registry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +50,13 @@ class Resources:
     verifier: TokenVerifier
     client_ip: ClientIpResolver
     broker: BrokerLink
-    relay: OutboxRelay
+
+    def readiness(self) -> dict[str, ReadinessCheck]:
+        return {"database": functools.partial(ping, self.engine), "broker": self.broker.exchange}
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings, registry: CollectorRegistry) -> AsyncIterator[Resources]:
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     keys = load_key_set(settings)
     passwords = await Passwords.create(settings.argon2_profile)
     engine = make_engine(settings.service_database_url(), schema=SCHEMA)
@@ -63,7 +78,7 @@ async def open_resources(settings: Settings, registry: CollectorRegistry) -> Asy
             audience=settings.jwt_audience,
             ttl=settings.access_token_ttl,
         )
-        yield Resources(
+        resources = Resources(
             settings=settings,
             engine=engine,
             reads=engine.execution_options(isolation_level="AUTOCOMMIT"),
@@ -78,14 +93,12 @@ async def open_resources(settings: Settings, registry: CollectorRegistry) -> Asy
             ),
             client_ip=ClientIpResolver(settings.trusted_proxies),
             broker=broker,
-            relay=OutboxRelay(
-                engine=engine,
-                table=OUTBOX,
-                link=broker,
-                listen_dsn=settings.service_database_url(),
-                metrics=OutboxMetrics.create(registry),
-            ),
         )
+        if settings.admin_email and settings.admin_password:
+            await ensure_admin(
+                sessions, passwords, settings.admin_email, settings.admin_password.get_secret_value()
+            )
+        yield resources
     finally:
         await broker.close()
         await engine.dispose()

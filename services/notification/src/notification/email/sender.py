@@ -7,7 +7,6 @@ by the clock, not by a notification. Several replicas may run it side by side (s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from notification.email import repository
 from notification.email.outbound import WAKE_CHANNEL
 from notification.email.repository import ClaimedEmail
 from notification.email.smtp import PermanentFailure, SmtpTransport
+from shared.messaging.listen import ChannelListener
+from shared.service.backoff import Backoff, pause
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class EmailSender:
         self.lease_seconds = lease_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
+        self._listener = ChannelListener(listen_dsn, WAKE_CHANNEL, lambda _: self._wake.set())
         self._last_gauge = 0.0
 
     def stop(self) -> None:
@@ -106,22 +107,22 @@ class EmailSender:
         self._wake.set()
 
     async def run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff(maximum=30.0)
         while not self._stopping.is_set():
             try:
-                await self._ensure_listener()
+                await self._listener.ensure()
                 handled = await self.send_due()
-                backoff = 0.2
+                backoff.reset()
                 await self._refresh_gauge()
                 if handled >= self.batch_size:
                     continue
                 await self._sleep(self.poll_interval)
             except DATABASE_ERRORS as exc:
-                log.warning("e-mail sender backing off", extra={"error": str(exc), "backoff_s": backoff})
-                await self._close_listener()
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-        await self._close_listener()
+                delay = next(backoff)
+                log.warning("e-mail sender backing off", extra={"error": str(exc), "backoff_s": delay})
+                await self._listener.close()
+                await self._sleep(delay)
+        await self._listener.close()
 
     async def send_due(self) -> int:
         """Send one batch of due e-mails concurrently; return how many were attempted."""
@@ -165,22 +166,6 @@ class EmailSender:
             self._last_gauge = now
             self.metrics.pending.set(await repository.count_pending(self.engine))
 
-    async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        self._listener = await asyncpg.connect(self.listen_dsn, timeout=5)
-        await self._listener.add_listener(WAKE_CHANNEL, self._on_notify)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _close_listener(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None and not listener.is_closed():
-            with contextlib.suppress(*DATABASE_ERRORS):
-                await listener.close(timeout=2)
-
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await pause(seconds, self._wake)
         self._wake.clear()

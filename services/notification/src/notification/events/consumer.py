@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification.database import inbox
 from notification.events.handlers import EventHandlers
 from notification.settings import SERVICE, Settings
-from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Topology
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.consumer_metrics import ConsumerMetrics
+from shared.messaging.topology import Topology
 
 
 def build_consumer(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     handlers: EventHandlers,
-    registry: CollectorRegistry,
+    metrics: ConsumerMetrics,
 ) -> EventConsumer:
     mapping = handlers.mapping()
     return EventConsumer(
@@ -25,6 +26,6 @@ def build_consumer(
         handlers=mapping,
         sessionmaker=sessions,
         inbox=inbox,
-        metrics=ConsumerMetrics.create(registry),
+        metrics=metrics,
         prefetch=settings.consumer_prefetch,
     )

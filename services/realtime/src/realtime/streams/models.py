@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from realtime.settings import SCHEMA
 from shared.db.engine import schema_metadata
-from shared.messaging.consumer import inbox_table
+from shared.messaging.inbox import inbox_table
 
 METADATA = schema_metadata(SCHEMA)
 

@@ -8,8 +8,6 @@ stream goes on from where it was, and a client resuming from a trimmed offset ge
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -97,25 +95,11 @@ async def trim(engine: AsyncEngine, policy: RetentionPolicy) -> TrimResult:
     return TrimResult(by_count, by_age, inbox)
 
 
-class Trimmer:
-    """The periodic job: trim, sleep ``interval``, again, until stopped."""
-
-    def __init__(self, engine: AsyncEngine, policy: RetentionPolicy, interval: float) -> None:
-        self.engine = engine
-        self.policy = policy
-        self.interval = interval
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            result = await trim(self.engine, self.policy)
-            if result.by_count or result.by_age or result.inbox:
-                log.info(
-                    "trimmed streams",
-                    extra={"by_count": result.by_count, "by_age": result.by_age, "inbox": result.inbox},
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+async def trim_and_log(engine: AsyncEngine, policy: RetentionPolicy) -> None:
+    """One round of the periodic job (``realtime.workers``)."""
+    result = await trim(engine, policy)
+    if result.by_count or result.by_age or result.inbox:
+        log.info(
+            "trimmed streams",
+            extra={"by_count": result.by_count, "by_age": result.by_age, "inbox": result.inbox},
+        )

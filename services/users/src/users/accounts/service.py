@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db.pagination import Cursor, Page, PageParams
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from users import events
+from users import outbox
 from users.accounts.models import ROLE_USER, User
 from users.accounts.passwords import Passwords
 from users.accounts.repository import EmailTaken, InternalRow, UserRepository, internal_view
@@ -35,7 +35,7 @@ async def register(session: AsyncSession, passwords: Passwords, data: RegisterRe
         user = await repo.add(user)
     except EmailTaken as exc:
         raise Conflict("An account with this e-mail already exists.") from exc
-    await events.user_registered(session, user)
+    await outbox.user_registered(session, user)
     return user
 
 
@@ -107,7 +107,7 @@ async def deactivate(session: AsyncSession, user_id: uuid.UUID) -> User:
     await UserRepository(session).flush(user)
     await RefreshTokenRepository(session).revoke_all_for_user(user.id, datetime.now(UTC))
     if was_active:
-        await events.user_deactivated(session, user)
+        await outbox.user_deactivated(session, user)
     return user
 
 

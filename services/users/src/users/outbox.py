@@ -1,4 +1,4 @@
-"""What the users service tells the rest of the system, through its outbox."""
+"""What the users service tells the rest of the system: its events, written to its outbox."""
 
 from __future__ import annotations
 
