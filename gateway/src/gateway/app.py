@@ -28,7 +28,7 @@ from gateway.runtime import GatewayRuntime
 from gateway.settings import GatewaySettings
 from gateway.websocket import WebSocketProxy
 from shared.observability.tracing import ServerSpanMiddleware
-from shared.web.app import create_base_app
+from shared.web.app import create_base_app, serving
 from shared.web.metrics import HttpMetrics, RequestMetricsMiddleware
 from shared.web.middleware import BodySizeLimitMiddleware, RequestIdMiddleware, UnhandledErrorMiddleware
 from shared.web.server import lifecycle_of
@@ -73,8 +73,8 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime.open():
-            app.state.readiness["users_jwks"] = runtime.check_jwks
+        # No background workers: the same lifespan as the services' otherwise.
+        async with runtime.open(), serving(app, runtime, []):
             yield
 
     api = create_base_app(

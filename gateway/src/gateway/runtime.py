@@ -16,6 +16,7 @@ from gateway.settings import GatewaySettings
 from shared.auth.verifier import JwksKeySource, KeySource, TokenVerifier
 from shared.errors import UpstreamUnavailable
 from shared.http import UpstreamPool
+from shared.web.health import ReadinessCheck
 
 
 class RequiredKeySource:
@@ -93,6 +94,10 @@ class GatewayRuntime:
         if self._openapi is None:
             raise RuntimeError("the gateway is not running (lifespan not started)")
         return self._openapi
+
+    def readiness(self) -> dict[str, ReadinessCheck]:
+        # Only the keys: the gateway stays ready while an upstream is down (each route answers 503).
+        return {"users_jwks": self.check_jwks}
 
     async def check_jwks(self) -> None:
         """Readiness: the users service hands out its signing keys."""
