@@ -143,7 +143,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("published_at IS NOT NULL"),
     )
 
-    # shared.messaging.consumer.inbox_table: events already handled, for once-only effects.
+    # shared.messaging.inbox.inbox_table: events already handled, for once-only effects.
     op.create_table(
         "inbox",
         sa.Column("event_id", sa.Uuid(), nullable=False),

@@ -113,7 +113,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("published_at IS NOT NULL"),
     )
 
-    # shared.messaging.consumer.inbox_table: events this service has handled, for deduplication.
+    # shared.messaging.inbox.inbox_table: events this service has handled, for deduplication.
     op.create_table(
         "inbox",
         sa.Column("event_id", sa.Uuid(), nullable=False),
