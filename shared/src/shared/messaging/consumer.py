@@ -37,6 +37,13 @@ Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
 
 
 class EventConsumer:
+    """Consumes ``topology.queue`` until stopped, reconnecting with backoff.
+
+    Deliveries are handled in the order the broker gave them: ``_on_message`` only queues, and one
+    worker takes the queue in order, a batch per transaction (one by one, still in order, when a
+    batch fails), so two events of one user never race each other within a replica.
+    """
+
     def __init__(
         self,
         *,
