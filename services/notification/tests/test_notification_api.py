@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
+from notification.app import create_app
 from shared.messaging.events import NotificationRequested, NotificationRequestedData
 
 from .conftest import Bus, Database, Service, eventually
@@ -154,3 +156,14 @@ async def test_health_readiness_and_metrics(service: Service) -> None:
     for name in ("emails_sent_total", "emails_failed_total", "emails_pending", "events_consumed_total"):
         assert name in metrics
     assert "outbox_pending" in metrics
+
+
+async def test_one_app_starts_again_after_a_stop_with_its_metrics_made_once(make_settings: Any) -> None:
+    """Metrics belong to the app, not to a lifespan: a second start registers nothing twice."""
+    app = create_app(make_settings())
+    for _ in range(2):
+        async with app.router.lifespan_context(app):
+            pass
+    metrics = generate_latest(app.state.registry).decode()
+    for worker in ("event-consumer", "email-sender", "outbox-relay"):
+        assert f'worker_up{{worker="{worker}"}} 0.0' in metrics

@@ -6,9 +6,11 @@ from typing import Any
 
 import jwt
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth.verifier import JwksKeySource, TokenVerifier
+from users.app import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +89,14 @@ async def test_oversized_body_is_413(client: Any) -> None:
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413
+
+
+async def test_one_app_starts_again_after_a_stop_with_its_metrics_made_once(make_settings: Any) -> None:
+    """Metrics belong to the app, not to a lifespan: a second start registers nothing twice."""
+    app = create_app(make_settings())
+    for _ in range(2):
+        async with app.router.lifespan_context(app):
+            pass
+    metrics = generate_latest(app.state.registry).decode()
+    assert 'worker_up{worker="outbox-relay"} 0.0' in metrics
+    assert "outbox_published_total" in metrics
