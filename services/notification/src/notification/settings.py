@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.db.bootstrap import ServiceDatabase
-from shared.service.settings import BaseServiceSettings, with_credentials
+from shared.service.settings import DatabaseServiceSettings
 
 SCHEMA = "notification"
 SERVICE = "notification"
@@ -28,15 +27,12 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
-class Settings(BaseServiceSettings):
+class Settings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATION_")
 
     port: int = 8003
 
-    # The service logs in as its own role, which owns schema ``notification`` and nothing else.
-    db_role: str = "notification_svc"
-    db_password: SecretStr | None = None
-    service_url: str | None = Field(default=None, validation_alias=AliasChoices("NOTIFICATION_DATABASE_URL"))
+    database_schema = SCHEMA
 
     # The users service: JWKS for token checks, /internal/users/{id} for contacts we have not seen.
     users_url: str = "http://127.0.0.1:8001"
@@ -97,9 +93,7 @@ class Settings(BaseServiceSettings):
         return self
 
     def secret_fields(self) -> dict[str, SecretStr | None]:
-        secrets: dict[str, SecretStr | None] = {}
-        if self.service_url is None:
-            secrets["NOTIFICATION_DB_PASSWORD"] = self.db_password
+        secrets = super().secret_fields()
         # The development default is public knowledge, so it counts as unset.
         token = self.users_service_token
         is_default = token.get_secret_value() == DEV_USERS_SERVICE_TOKEN
@@ -107,17 +101,6 @@ class Settings(BaseServiceSettings):
         if self.smtp_username is not None:
             secrets["NOTIFICATION_SMTP_PASSWORD"] = self.smtp_password
         return secrets
-
-    def service_database_url(self) -> str:
-        """Where the service connects: NOTIFICATION_DATABASE_URL, else DATABASE_URL with the service role."""
-        if self.service_url:
-            return self.service_url
-        password = self.db_password.get_secret_value() if self.db_password else None
-        return with_credentials(self.database_url, self.db_role, password)
-
-    def service_database(self) -> ServiceDatabase:
-        password = self.db_password.get_secret_value() if self.db_password else None
-        return ServiceDatabase(schema=SCHEMA, role=self.db_role, password=password)
 
     @property
     def jwks_url(self) -> str:

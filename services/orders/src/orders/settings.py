@@ -9,8 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.db.bootstrap import ServiceDatabase
-from shared.service.settings import BaseServiceSettings, with_credentials
+from shared.service.settings import DatabaseServiceSettings
 
 SCHEMA = "orders"
 
@@ -28,15 +27,12 @@ def _seconds(value: Any) -> Any:
     return value
 
 
-class Settings(BaseServiceSettings):
+class Settings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_")
 
     port: int = 8002
 
-    # The service logs in as its own role, which owns schema ``orders`` and nothing else.
-    db_role: str = "orders_svc"
-    db_password: SecretStr | None = None
-    service_url: str | None = Field(default=None, validation_alias=AliasChoices("ORDERS_DATABASE_URL"))
+    database_schema = SCHEMA
 
     # Where users listens. Unset: the local users service on the launcher's USERS_PORT.
     users_url: str | None = Field(
@@ -84,23 +80,10 @@ class Settings(BaseServiceSettings):
         return f"{self.users_base_url}/.well-known/jwks.json"
 
     def secret_fields(self) -> dict[str, SecretStr | None]:
-        secrets: dict[str, SecretStr | None] = {}
-        if self.service_url is None:
-            secrets["ORDERS_DB_PASSWORD"] = self.db_password
+        secrets = super().secret_fields()
         # The development default is public knowledge, so it counts as unset.
         token = self.users_service_token
         secrets["ORDERS_USERS_SERVICE_TOKEN"] = (
             None if token.get_secret_value() == DEV_USERS_SERVICE_TOKEN else token
         )
         return secrets
-
-    def service_database_url(self) -> str:
-        """Where the service connects: ORDERS_DATABASE_URL, else DATABASE_URL with the service role."""
-        if self.service_url:
-            return self.service_url
-        password = self.db_password.get_secret_value() if self.db_password else None
-        return with_credentials(self.database_url, self.db_role, password)
-
-    def service_database(self) -> ServiceDatabase:
-        password = self.db_password.get_secret_value() if self.db_password else None
-        return ServiceDatabase(schema=SCHEMA, role=self.db_role, password=password)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.db.bootstrap import ServiceDatabase
-from shared.service.settings import BaseServiceSettings, with_credentials
+from shared.service.settings import DatabaseServiceSettings
 
 SCHEMA = "realtime"
 SERVICE = "realtime"
@@ -26,16 +25,12 @@ def _seconds(value: Any) -> Any:
     return value
 
 
-class Settings(BaseServiceSettings):
+class Settings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REALTIME_")
 
     port: int = 8004
 
-    # The service logs in as its own role, which owns schema ``realtime`` and nothing else.
-    db_role: str = "realtime_svc"
-    db_password: SecretStr | None = None
-    service_url: str | None = Field(default=None, validation_alias=AliasChoices("REALTIME_DATABASE_URL"))
-    db_pool_size: int = Field(default=10, ge=1)
+    database_schema = SCHEMA
 
     # Where the users service publishes its JWKS. Unset: the local users service on USERS_PORT.
     users_url: str | None = Field(
@@ -86,19 +81,3 @@ class Settings(BaseServiceSettings):
     def jwks_url(self) -> str:
         base = self.users_url or f"http://127.0.0.1:{self.users_port}"
         return f"{base}/.well-known/jwks.json"
-
-    def secret_fields(self) -> dict[str, SecretStr | None]:
-        if self.service_url is None:
-            return {"REALTIME_DB_PASSWORD": self.db_password}
-        return {}
-
-    def service_database_url(self) -> str:
-        """Where the service connects: REALTIME_DATABASE_URL, else DATABASE_URL with the service role."""
-        if self.service_url:
-            return self.service_url
-        password = self.db_password.get_secret_value() if self.db_password else None
-        return with_credentials(self.database_url, self.db_role, password)
-
-    def service_database(self) -> ServiceDatabase:
-        password = self.db_password.get_secret_value() if self.db_password else None
-        return ServiceDatabase(schema=SCHEMA, role=self.db_role, password=password)

@@ -11,8 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.db.bootstrap import ServiceDatabase
-from shared.service.settings import BaseServiceSettings, with_credentials
+from shared.service.settings import DatabaseServiceSettings
 
 SCHEMA = "users"
 
@@ -36,15 +35,12 @@ def _seconds(value: Any) -> Any:
     return value
 
 
-class Settings(BaseServiceSettings):
+class Settings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="USERS_")
 
     port: int = 8001
 
-    # The service logs in as its own role, which owns schema ``users`` and nothing else.
-    db_role: str = "users_svc"
-    db_password: SecretStr | None = None
-    service_url: str | None = Field(default=None, validation_alias=AliasChoices("USERS_DATABASE_URL"))
+    database_schema = SCHEMA
 
     # Ed25519 private key (PEM). Unset outside production: an ephemeral key is generated at start.
     jwt_private_key_file: Path | None = None
@@ -113,9 +109,7 @@ class Settings(BaseServiceSettings):
         return self
 
     def secret_fields(self) -> dict[str, SecretStr | None]:
-        secrets: dict[str, SecretStr | None] = {}
-        if self.service_url is None:
-            secrets["USERS_DB_PASSWORD"] = self.db_password
+        secrets = super().secret_fields()
         if not self.internal_tokens:
             secrets["USERS_INTERNAL_TOKENS"] = None
         for index, token in enumerate(self.internal_tokens):
@@ -125,14 +119,3 @@ class Settings(BaseServiceSettings):
         if self.admin_password is not None:
             secrets["ADMIN_PASSWORD"] = self.admin_password
         return secrets
-
-    def service_database_url(self) -> str:
-        """Where the service connects: USERS_DATABASE_URL, else DATABASE_URL with the service role."""
-        if self.service_url:
-            return self.service_url
-        password = self.db_password.get_secret_value() if self.db_password else None
-        return with_credentials(self.database_url, self.db_role, password)
-
-    def service_database(self) -> ServiceDatabase:
-        password = self.db_password.get_secret_value() if self.db_password else None
-        return ServiceDatabase(schema=SCHEMA, role=self.db_role, password=password)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from shared.db.bootstrap import ServiceDatabase
 
 Environment = Literal["development", "test", "production"]
 
@@ -32,6 +35,8 @@ class BaseServiceSettings(BaseSettings):
     database_url: str = Field(default=DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL"))
     amqp_url: str = Field(default=DEFAULT_AMQP_URL, validation_alias=AliasChoices("AMQP_URL"))
     host: str = "127.0.0.1"
+    # Each component sets its own default (contract section 1), read from ``<PREFIX>PORT``; 0 is any port.
+    port: int = Field(default=0, ge=0, le=65535)
     # Seconds a component keeps serving after SIGTERM while /readyz already says 503, before it stops
     # accepting and drains: for load balancers that learn of a shutdown only by polling readiness.
     # Kubernetes removes the pod from its Service first and sleeps in preStop instead, so 0 there.
@@ -56,6 +61,52 @@ class BaseServiceSettings(BaseSettings):
             if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} must be set to a real secret when environment=production")
         return self
+
+
+class DatabaseServiceSettings(BaseServiceSettings):
+    """A service that owns one schema and logs in as its own role, which owns that schema and nothing else.
+
+    A subclass names its schema in ``database_schema``; its env prefix then gives ``<PREFIX>DB_ROLE``
+    (default ``<schema>_svc``), ``<PREFIX>DB_PASSWORD``, ``<PREFIX>DB_POOL_SIZE`` and
+    ``<PREFIX>DATABASE_URL``, a complete URL that replaces the role and password on ``DATABASE_URL``.
+    """
+
+    database_schema: ClassVar[str]
+
+    db_role: str = ""
+    db_password: SecretStr | None = None
+    service_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # ``<PREFIX>DATABASE_URL`` is not ``<PREFIX>`` plus a field name (``database_url`` is the shared
+        # ``DATABASE_URL``), so its alias, like the role's default, is known only once the prefix is.
+        super().__pydantic_init_subclass__(**kwargs)
+        prefix = cls.model_config.get("env_prefix", "")
+        cls.model_fields["service_url"].validation_alias = AliasChoices(f"{prefix}DATABASE_URL")
+        cls.model_fields["db_role"].default = f"{cls.database_schema}_svc"
+        cls.model_rebuild(force=True)
+
+    def secret_fields(self) -> dict[str, SecretStr | None]:
+        if self.service_url is not None:
+            return {}
+        return {f"{self.model_config.get('env_prefix', '')}DB_PASSWORD": self.db_password}
+
+    def service_database_url(self) -> str:
+        """Where the service connects: ``<PREFIX>DATABASE_URL``, else ``DATABASE_URL`` as the service role."""
+        if self.service_url:
+            return self.service_url
+        return with_credentials(self.database_url, self.db_role, self._password())
+
+    def service_database(self) -> ServiceDatabase:
+        """What ``bootstrap-db`` creates for this service: its schema and the role that owns it."""
+        from shared.db.bootstrap import ServiceDatabase  # it imports this module's URL helpers
+
+        return ServiceDatabase(schema=self.database_schema, role=self.db_role, password=self._password())
+
+    def _password(self) -> str | None:
+        return self.db_password.get_secret_value() if self.db_password else None
 
 
 def with_credentials(url: str, user: str, password: str | None) -> str:
