@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Form
 from jwt.algorithms import OKPAlgorithm
 
-from shared.auth.dependencies import CurrentPrincipal
 from shared.auth.verifier import StaticKeySource, TokenVerifier
+from shared.service.dependencies import CurrentPrincipal
 from shared.service.settings import BaseServiceSettings
 from shared.web.app import create_base_app
 from shared.web.server import serve
@@ -72,7 +72,7 @@ def main() -> None:
 
     @app.get("/api/v1/users/me")
     async def me(principal: CurrentPrincipal) -> dict[str, Any]:
-        return by_id[principal.user_id]
+        return by_id[str(principal.user_id)]
 
     serve(app, settings, service="users-standin", port=int(os.environ.get("USERS_PORT", "8001")))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -11,12 +10,13 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt import PyJWK
 
-from shared.auth.verifier import StaticKeySource, TokenVerifier, bearer_token, parse_jwks
+from shared.auth.verifier import JwksKeySource, StaticKeySource, TokenVerifier, bearer_token, parse_jwks
 from shared.errors import Unauthorized
 
 ISSUER, AUDIENCE = "http://users", "api"
@@ -72,12 +72,32 @@ def sign(key: Ed25519PrivateKey, jwk: dict[str, Any], **overrides: Any) -> str:
     return jwt.encode(claims(**overrides), key, algorithm="EdDSA", headers={"kid": jwk["kid"]})
 
 
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_valid_token_gives_principal(signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
     key, jwk = signer
-    token = sign(key, jwk, roles=["user", "admin"], sub="u-1")
+    user_id = uuid.uuid4()
+    token = sign(key, jwk, roles=["user", "admin"], sub=str(user_id))
     principal = await verifier_for(jwk).verify(token)
-    assert principal.user_id == "u-1"
+    assert principal.user_id == user_id
     assert principal.is_admin
+
+
+@pytest.mark.parametrize("sub", ["u-1", "admin", "", "0" * 33])
+async def test_a_subject_that_is_not_a_user_id_is_refused(
+    signer: tuple[Ed25519PrivateKey, dict[str, Any]], sub: str
+) -> None:
+    key, jwk = signer
+    with pytest.raises(Unauthorized, match="subject is not a user id"):
+        await verifier_for(jwk).verify(sign(key, jwk, sub=sub))
 
 
 @pytest.mark.parametrize(
@@ -155,12 +175,54 @@ async def test_unknown_kid_refreshes_the_key_set_once() -> None:
 
 async def test_cached_token_still_expires(signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
     key, jwk = signer
-    verifier = TokenVerifier(StaticKeySource({"keys": [jwk]}), issuer=ISSUER, audience=AUDIENCE, leeway=0)
-    token = sign(key, jwk, exp=int(time.time()) + 1)
+    clock = FakeClock(time.time())
+    verifier = TokenVerifier(
+        StaticKeySource({"keys": [jwk]}), issuer=ISSUER, audience=AUDIENCE, leeway=5, clock=clock
+    )
+    expires_at = int(clock.now) + 60
+    token = sign(key, jwk, exp=expires_at)
     await verifier.verify(token)
-    await asyncio.sleep(1.1)
-    with pytest.raises(Unauthorized):
+    clock.now = expires_at + 4  # within the leeway: the cached verification still holds
+    assert (await verifier.verify(token)).expires_at == expires_at
+    clock.now = expires_at + 5
+    with pytest.raises(Unauthorized, match="expired"):
         await verifier.verify(token)
+    with pytest.raises(Unauthorized, match="expired"):  # forgotten, and checked again: still expired
+        await verifier.verify(token)
+
+
+async def test_the_verifier_clock_decides_for_a_token_not_seen_before(
+    signer: tuple[Ed25519PrivateKey, dict[str, Any]],
+) -> None:
+    key, jwk = signer
+    clock = FakeClock(time.time() + 3600)
+    verifier = TokenVerifier(StaticKeySource({"keys": [jwk]}), issuer=ISSUER, audience=AUDIENCE, clock=clock)
+    with pytest.raises(Unauthorized, match="expired"):
+        await verifier.verify(sign(key, jwk))
+
+
+async def test_the_key_set_is_refetched_when_its_ttl_has_passed_on_the_clock() -> None:
+    _, first = make_key()
+    _, second = make_key()
+    served = [first]
+
+    def jwks(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"keys": served})
+
+    clock = FakeClock(1000.0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(jwks)) as client:
+        source = JwksKeySource("http://users/jwks", client, ttl=300.0, min_refresh=10.0, clock=clock)
+        assert set(await source.get_keys()) == {first["kid"]}
+        served = [second]
+        clock.now += 299
+        assert set(await source.get_keys()) == {first["kid"]}
+        # An unknown kid may refetch only once min_refresh has passed since the last fetch.
+        assert set(await source.get_keys(refresh=True)) == {second["kid"]}
+        served = [first]
+        clock.now += 9
+        assert set(await source.get_keys(refresh=True)) == {second["kid"]}
+        clock.now += 301
+        assert set(await source.get_keys()) == {first["kid"]}
 
 
 def test_bearer_token_parsing() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from orders.order import service
 from orders.order.models import ConcurrentChange
-from orders.order.service import Caller
+from shared.auth.verifier import Principal
 from shared.db.engine import make_engine, make_sessionmaker
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 async def test_a_transition_based_on_a_stale_read_is_refused(api: Any, clean_db: Any) -> None:
     user_id, alice = api.customer()
     order_id = uuid.UUID((await api.place(alice))["id"])
-    caller = Caller(user_id=user_id, is_admin=False)
+    caller = Principal(user_id=user_id, roles=("user",), token_id="t", expires_at=0)
     engine = make_engine(clean_db.service_url, schema="orders")
     try:
         sessions = make_sessionmaker(engine)

@@ -66,7 +66,7 @@ async def test_issued_token_passes_the_shared_verifier(key: SigningKey) -> None:
     user_id = uuid.uuid4()
     token = issuer_for(key).issue(user_id, ["user", "admin"]).token
     principal = await verifier_for(KeySet(key)).verify(token)
-    assert principal.user_id == str(user_id)
+    assert principal.user_id == user_id
     assert principal.roles == ("user", "admin")
     assert principal.is_admin
 

@@ -1,45 +1,18 @@
-"""``Annotated`` dependency aliases, defined once for every router."""
+"""What only users injects; the dependencies every service shares are in ``shared.service.dependencies``."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth.dependencies import AdminPrincipal, CurrentPrincipal
-from shared.auth.verifier import Principal
-from shared.db.unit_of_work import unit_of_work
-from shared.errors import Unauthorized
+from shared.service.dependencies import resources_of
 from users.accounts.passwords import Passwords
 from users.resources import Resources
 from users.throttling.service import LoginThrottle
 from users.tokens.service import TokenService
 
-# Declared for the OpenAPI document (the "Authorize" button); shared.auth does the actual check.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-BearerScheme = Annotated[str | None, Depends(oauth2_scheme)]
-
-
-async def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
-
-
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
-
-
-async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the endpoint returns, rolled back if it raises."""
-    async with unit_of_work(resources.sessions) as uow:
-        yield uow.session
-
-
-# scope="function": the commit happens before the response is sent, never after.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ResourcesDep = Annotated[Resources, Depends(resources_of(Resources))]
 
 
 async def get_passwords(resources: ResourcesDep) -> Passwords:
@@ -62,22 +35,3 @@ PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
 TokensDep = Annotated[TokenService, Depends(get_tokens)]
 ClientIpDep = Annotated[str, Depends(get_client_ip)]
-
-
-def _user_id(principal: Principal) -> uuid.UUID:
-    try:
-        return uuid.UUID(principal.user_id)
-    except ValueError as exc:
-        raise Unauthorized("The access token's subject is not a user id.") from exc
-
-
-async def caller_id(principal: CurrentPrincipal, _: BearerScheme) -> uuid.UUID:
-    return _user_id(principal)
-
-
-async def admin_id(principal: AdminPrincipal, _: BearerScheme) -> uuid.UUID:
-    return _user_id(principal)
-
-
-CallerId = Annotated[uuid.UUID, Depends(caller_id)]
-AdminId = Annotated[uuid.UUID, Depends(admin_id)]

@@ -1,1 +1,1 @@
-"""Access tokens: verifying them and the FastAPI dependencies that name the caller."""
+"""Access tokens: verifying them (``verifier``); ``shared.service.dependencies`` names the caller."""

@@ -3,6 +3,7 @@
 Keys come from a JWKS (cached, refetched when a token names an unknown ``kid``); only asymmetric
 algorithms are accepted; ``iss``, ``aud``, ``exp`` are always checked. Verified tokens are cached until
 they expire, so a client that sends the same token many times pays for the signature check once.
+Both caches read an injected clock, so tests move time instead of sleeping.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,12 +29,14 @@ ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
 
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
 
+Clock = Callable[[], float]
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling, as the access token says."""
+    """Who is calling, as the access token says; ``user_id`` is parsed once, here."""
 
-    user_id: str
+    user_id: uuid.UUID
     roles: tuple[str, ...]
     token_id: str
     expires_at: int
@@ -72,33 +77,40 @@ class JwksKeySource:
     """Fetches the issuer's JWKS over HTTP; refetches at most every ``min_refresh`` seconds."""
 
     def __init__(
-        self, url: str, client: httpx.AsyncClient, *, ttl: float = 300.0, min_refresh: float = 10.0
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        *,
+        ttl: float = 300.0,
+        min_refresh: float = 10.0,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.url = url
         self.client = client
         self.ttl = ttl
         self.min_refresh = min_refresh
+        self.clock = clock
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def get_keys(self, *, refresh: bool = False) -> dict[str, PyJWK]:
-        age = time.monotonic() - self._fetched_at
+        age = self.clock() - self._fetched_at
         if age < self.ttl and not (refresh and age >= self.min_refresh):
             return self._keys
         async with self._lock:
-            age = time.monotonic() - self._fetched_at
+            age = self.clock() - self._fetched_at
             if age < self.ttl and not (refresh and age >= self.min_refresh):
                 return self._keys
             try:
                 response = await self.client.get(self.url, timeout=5.0)
                 response.raise_for_status()
                 self._keys = parse_jwks(response.json())
-                self._fetched_at = time.monotonic()
+                self._fetched_at = self.clock()
             except (httpx.HTTPError, ValueError) as exc:
                 # Keep serving the keys we had; the next unknown kid tries again.
                 log.warning("JWKS fetch failed", extra={"url": self.url, "error": str(exc)})
-                self._fetched_at = time.monotonic() - self.ttl + self.min_refresh
+                self._fetched_at = self.clock() - self.ttl + self.min_refresh
             return self._keys
 
 
@@ -111,26 +123,30 @@ class TokenVerifier:
         audience: str,
         leeway: int = 5,
         cache_size: int = 10_000,
+        clock: Clock = time.time,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
         self.cache_size = cache_size
+        # Wall-clock seconds, like ``exp``. PyJWT checks ``exp`` against its own clock on the first
+        # verification; this one decides for every verification, cached or not.
+        self.clock = clock
         self._cache: OrderedDict[str, Principal] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
-        cached = self._cache.get(token)
-        if cached is not None:
-            if cached.expires_at + self.leeway > time.time():
-                self._cache.move_to_end(token)
-                return cached
-            del self._cache[token]
+        principal = self._cache.get(token)
+        if principal is None:
+            principal = await self._verify_signature(token)
+            self._cache[token] = principal
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(token)
+        if principal.expires_at + self.leeway <= self.clock():
+            self._cache.pop(token, None)
             raise Unauthorized("The access token has expired.")
-        principal = await self._verify_signature(token)
-        self._cache[token] = principal
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
         return principal
 
     async def _verify_signature(self, token: str) -> Principal:
@@ -168,8 +184,12 @@ class TokenVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("The access token's roles are malformed.")
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise Unauthorized("The access token's subject is not a user id.") from exc
         return Principal(
-            user_id=str(claims["sub"]),
+            user_id=user_id,
             roles=tuple(roles),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),

@@ -1,4 +1,7 @@
-"""Keyset pagination: ``?limit=`` and an opaque ``?cursor=``, newest first."""
+"""Keyset pagination: ``?limit=`` and an opaque ``?cursor=``, newest first.
+
+The query parameters are read by ``shared.service.dependencies.PageParamsDep``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,9 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import orjson
-from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from shared.errors import ValidationFailed
@@ -54,13 +56,3 @@ class Cursor:
 class PageParams:
     limit: int
     cursor: Cursor | None
-
-
-async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512, description="From a previous next_cursor")] = None,
-) -> PageParams:
-    return PageParams(limit=limit, cursor=Cursor.decode(cursor) if cursor else None)
-
-
-PageParamsDep = Annotated[PageParams, Depends(page_params)]

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from notification.dependencies import CallerId, SessionDep
 from notification.notifications import service
 from notification.notifications.schemas import NotificationOut, ReadAllResult, UnreadCount
-from shared.db.pagination import Page, PageParamsDep
+from shared.db.pagination import Page
 from shared.errors import NotFound
+from shared.service.dependencies import CurrentPrincipal, PageParamsDep, SessionDep
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
@@ -28,32 +28,33 @@ async def valid_notification_id(
 
 @router.get("", response_model=Page[NotificationOut])
 async def list_notifications(
-    caller: CallerId,
+    caller: CurrentPrincipal,
     session: SessionDep,
     page: PageParamsDep,
     unread_only: Annotated[bool, Query(description="Only notifications not read yet")] = False,
 ) -> Page[NotificationOut]:
     """The caller's notifications, newest first."""
-    return await service.list_page(session, caller, page, unread_only=unread_only)
+    return await service.list_page(session, caller.user_id, page, unread_only=unread_only)
 
 
 @router.get("/unread-count", response_model=UnreadCount)
-async def count_unread(caller: CallerId, session: SessionDep) -> UnreadCount:
+async def count_unread(caller: CurrentPrincipal, session: SessionDep) -> UnreadCount:
     """How many of the caller's notifications are unread."""
-    return UnreadCount(count=await service.unread_count(session, caller))
+    return UnreadCount(count=await service.unread_count(session, caller.user_id))
 
 
 @router.post("/read-all", response_model=ReadAllResult)
-async def read_all(caller: CallerId, session: SessionDep) -> ReadAllResult:
+async def read_all(caller: CurrentPrincipal, session: SessionDep) -> ReadAllResult:
     """Mark every unread notification of the caller read; returns how many changed."""
-    return ReadAllResult(updated=await service.mark_all_read(session, caller))
+    return ReadAllResult(updated=await service.mark_all_read(session, caller.user_id))
 
 
 @router.post("/{notification_id}/read", response_model=NotificationOut)
 async def read_one(
-    caller: CallerId,
+    caller: CurrentPrincipal,
     notification_id: Annotated[uuid.UUID, Depends(valid_notification_id)],
     session: SessionDep,
 ) -> NotificationOut:
     """Mark one of the caller's notifications read (again: no change) and return it."""
-    return NotificationOut.model_validate(await service.mark_read(session, caller, notification_id))
+    notification = await service.mark_read(session, caller.user_id, notification_id)
+    return NotificationOut.model_validate(notification)

@@ -7,19 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from orders.dependencies import (
-    AdminDep,
-    CallerDep,
-    IdempotencyKeyDep,
-    ResourcesDep,
-    SessionDep,
-    TransitionSlot,
-)
+from orders.dependencies import IdempotencyKeyDep, ResourcesDep, TransitionSlot
 from orders.idempotency.service import REPLAYED_HEADER, Answer
 from orders.order import service
 from orders.order.models import OrderStatus
 from orders.order.schemas import CreateOrderRequest, OrderOut
-from shared.db.pagination import Page, PageParamsDep
+from shared.db.pagination import Page
+from shared.service.dependencies import AdminPrincipal, CurrentPrincipal, PageParamsDep, SessionDep
 
 PREFIX = "/api/v1/orders"
 
@@ -70,7 +64,7 @@ def answer_response(answer: Answer) -> Response:
 )
 async def create_order(
     data: CreateOrderRequest,
-    caller: CallerDep,
+    caller: CurrentPrincipal,
     resources: ResourcesDep,
     idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
@@ -85,7 +79,7 @@ async def create_order(
 
 @router.get("", response_model=Page[OrderOut])
 async def list_orders(
-    caller: CallerDep,
+    caller: CurrentPrincipal,
     session: SessionDep,
     page: PageParamsDep,
     status: Annotated[OrderStatus | None, Query(description="Only orders in this status")] = None,
@@ -96,7 +90,7 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=OrderOut, responses={404: TRANSITION_ERRORS[404]})
-async def read_order(order_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> OrderOut:
+async def read_order(order_id: uuid.UUID, caller: CurrentPrincipal, session: SessionDep) -> OrderOut:
     """One order of the caller's (admins: anyone's)."""
     return OrderOut.model_validate(await service.get_order(session, caller, order_id))
 
@@ -107,7 +101,7 @@ async def read_order(order_id: uuid.UUID, caller: CallerDep, session: SessionDep
     responses=TRANSITION_ERRORS,
     dependencies=[TransitionSlot],
 )
-async def pay_order(order_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> OrderOut:
+async def pay_order(order_id: uuid.UUID, caller: CurrentPrincipal, session: SessionDep) -> OrderOut:
     """Pay a pending order (its customer only)."""
     return OrderOut.model_validate(await service.pay(session, caller, order_id))
 
@@ -118,7 +112,7 @@ async def pay_order(order_id: uuid.UUID, caller: CallerDep, session: SessionDep)
     responses=TRANSITION_ERRORS,
     dependencies=[TransitionSlot],
 )
-async def cancel_order(order_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> OrderOut:
+async def cancel_order(order_id: uuid.UUID, caller: CurrentPrincipal, session: SessionDep) -> OrderOut:
     """Cancel a pending or paid order (its customer or an admin)."""
     return OrderOut.model_validate(await service.cancel(session, caller, order_id))
 
@@ -129,7 +123,7 @@ async def cancel_order(order_id: uuid.UUID, caller: CallerDep, session: SessionD
     responses=TRANSITION_ERRORS,
     dependencies=[TransitionSlot],
 )
-async def ship_order(order_id: uuid.UUID, admin: AdminDep, session: SessionDep) -> OrderOut:
+async def ship_order(order_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> OrderOut:
     """Mark a paid order shipped (admin only)."""
     return OrderOut.model_validate(await service.ship(session, admin, order_id))
 
@@ -140,6 +134,6 @@ async def ship_order(order_id: uuid.UUID, admin: AdminDep, session: SessionDep) 
     responses=TRANSITION_ERRORS,
     dependencies=[TransitionSlot],
 )
-async def deliver_order(order_id: uuid.UUID, admin: AdminDep, session: SessionDep) -> OrderOut:
+async def deliver_order(order_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> OrderOut:
     """Mark a shipped order delivered (admin only)."""
     return OrderOut.model_validate(await service.deliver(session, admin, order_id))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -14,19 +13,11 @@ from orders.order.models import Order, OrderStatus
 from orders.order.repository import OrderFilter, OrderRepository, insert_placed
 from orders.order.schemas import CreateOrderRequest, OrderOut
 from orders.upstream.users import UsersClient
+from shared.auth.verifier import Principal
 from shared.db.pagination import Cursor, Page, PageParams
 from shared.db.unit_of_work import unit_of_work
 from shared.errors import Forbidden, NotFound
 from shared.messaging.outbox import add_event
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    user_id: uuid.UUID
-    is_admin: bool
-
-    def owns(self, order: Order) -> bool:
-        return order.user_id == self.user_id
 
 
 def render(order: Order) -> str:
@@ -37,7 +28,7 @@ async def create_order(
     sessions: async_sessionmaker[AsyncSession],
     single_statements: AsyncEngine,
     users: UsersClient,
-    caller: Caller,
+    caller: Principal,
     data: CreateOrderRequest,
     idempotency_key: str | None,
 ) -> Answer:
@@ -71,7 +62,7 @@ async def create_order(
     return answer
 
 
-def _place(caller: Caller, data: CreateOrderRequest) -> Order:
+def _place(caller: Principal, data: CreateOrderRequest) -> Order:
     return Order.place(
         user_id=caller.user_id, currency=data.currency, lines=[item.as_line() for item in data.items]
     )
@@ -79,7 +70,7 @@ def _place(caller: Caller, data: CreateOrderRequest) -> Order:
 
 async def list_orders(
     session: AsyncSession,
-    caller: Caller,
+    caller: Principal,
     page: PageParams,
     *,
     status: OrderStatus | None = None,
@@ -99,35 +90,35 @@ async def list_orders(
     return Page(items=[OrderOut.model_validate(order) for order in items], next_cursor=next_cursor)
 
 
-async def get_order(session: AsyncSession, caller: Caller, order_id: uuid.UUID) -> Order:
+async def get_order(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
     """The order if the caller may see it; someone else's is "not found", so ids reveal nothing."""
     order = await OrderRepository(session).get(order_id)
-    if order is None or not (caller.is_admin or caller.owns(order)):
+    if order is None or not (caller.is_admin or order.user_id == caller.user_id):
         raise NotFound("No order with this id.")
     return order
 
 
-async def pay(session: AsyncSession, caller: Caller, order_id: uuid.UUID) -> Order:
+async def pay(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
     order = await get_order(session, caller, order_id)
-    if not caller.owns(order):
+    if not order.user_id == caller.user_id:
         raise Forbidden("Only the customer who placed the order can pay it.")
     order.pay()
     return await _save(session, order)
 
 
-async def cancel(session: AsyncSession, caller: Caller, order_id: uuid.UUID) -> Order:
+async def cancel(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
     order = await get_order(session, caller, order_id)
     order.cancel()
     return await _save(session, order)
 
 
-async def ship(session: AsyncSession, caller: Caller, order_id: uuid.UUID) -> Order:
+async def ship(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
     order = await _as_admin(session, caller, order_id)
     order.ship()
     return await _save(session, order)
 
 
-async def deliver(session: AsyncSession, caller: Caller, order_id: uuid.UUID) -> Order:
+async def deliver(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
     order = await _as_admin(session, caller, order_id)
     order.deliver()
     return await _save(session, order)
@@ -144,7 +135,7 @@ async def cancel_pending_of_user(session: AsyncSession, user_id: uuid.UUID) -> i
     return len(orders)
 
 
-async def _as_admin(session: AsyncSession, caller: Caller, order_id: uuid.UUID) -> Order:
+async def _as_admin(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
     # The router already demands the admin role; checked again so no other caller can skip it.
     if not caller.is_admin:
         raise Forbidden("This action needs the admin role.")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-
 from starlette.datastructures import Headers, QueryParams
 
 from shared.auth.verifier import Principal, TokenVerifier, bearer_token
@@ -13,27 +10,16 @@ from shared.errors import Unauthorized, ValidationFailed
 MAX_OFFSET = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    user_id: uuid.UUID
-    expires_at: int
-
-
 def presented_token(headers: Headers, query: QueryParams) -> str | None:
     """``Authorization: Bearer`` first; ``?token=`` for browsers, which cannot set headers on WebSocket."""
     return bearer_token(headers.get("authorization")) or (query.get("token") or None)
 
 
-async def verify(verifier: TokenVerifier, token: str | None) -> Caller:
+async def verify(verifier: TokenVerifier, token: str | None) -> Principal:
     """The caller behind ``token``, or ``Unauthorized`` (missing, malformed, expired, wrong key...)."""
     if token is None:
         raise Unauthorized("An access token is required.", error=None)
-    principal: Principal = await verifier.verify(token)
-    try:
-        user_id = uuid.UUID(principal.user_id)
-    except ValueError as exc:
-        raise Unauthorized("The access token's subject is not a user id.") from exc
-    return Caller(user_id=user_id, expires_at=principal.expires_at)
+    return await verifier.verify(token)
 
 
 def parse_since(value: str | None, *, source: str) -> int | None:

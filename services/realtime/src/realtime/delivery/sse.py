@@ -18,11 +18,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import AppStatus
 
-from realtime.delivery.access import Caller, parse_since, presented_token, verify
+from realtime.delivery.access import parse_since, presented_token, verify
 from realtime.delivery.subscriber import Subscriber
 from realtime.runtime import Runtime, runtime_of
 from realtime.streams.frames import Frame, ready_text
 from realtime.streams.store import DATABASE_ERRORS
+from shared.auth.verifier import Principal
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class SseSubscriber(Subscriber):
 
     transport = "sse"
 
-    def __init__(self, caller: Caller, limit: int) -> None:
+    def __init__(self, caller: Principal, limit: int) -> None:
         super().__init__(caller.user_id, limit)
         self.wakeup = asyncio.Event()
         self.expires_at = caller.expires_at

@@ -16,7 +16,7 @@ import orjson
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from realtime.delivery.access import Caller, parse_since, presented_token, verify
+from realtime.delivery.access import parse_since, presented_token, verify
 from realtime.delivery.subscriber import (
     CLOSE_FORBIDDEN,
     CLOSE_INTERNAL,
@@ -26,6 +26,7 @@ from realtime.delivery.subscriber import (
 from realtime.runtime import Runtime, runtime_of
 from realtime.streams.frames import PING, Frame, ready_text
 from realtime.streams.store import DATABASE_ERRORS
+from shared.auth.verifier import Principal
 from shared.errors import AppError, Unauthorized, ValidationFailed
 from shared.web.problems import problem_response
 
@@ -40,7 +41,7 @@ class WebSocketSubscriber(Subscriber):
 
     transport = "ws"
 
-    def __init__(self, websocket: WebSocket, caller: Caller, runtime: Runtime) -> None:
+    def __init__(self, websocket: WebSocket, caller: Principal, runtime: Runtime) -> None:
         super().__init__(caller.user_id, runtime.settings.send_queue_size)
         self.websocket = websocket
         self.runtime = runtime

@@ -6,10 +6,11 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from shared.db.pagination import Page, PageParamsDep
+from shared.db.pagination import Page
+from shared.service.dependencies import AdminPrincipal, CurrentPrincipal, PageParamsDep, SessionDep
 from users.accounts import service
 from users.accounts.schemas import ChangePasswordRequest, RegisterRequest, UpdateMeRequest, UserOut
-from users.dependencies import AdminId, CallerId, ClientIpDep, PasswordsDep, SessionDep, ThrottleDep
+from users.dependencies import ClientIpDep, PasswordsDep, ThrottleDep
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -22,46 +23,46 @@ async def register(data: RegisterRequest, session: SessionDep, passwords: Passwo
 
 
 @router.get("/me", response_model=UserOut)
-async def read_me(caller: CallerId, session: SessionDep) -> UserOut:
+async def read_me(caller: CurrentPrincipal, session: SessionDep) -> UserOut:
     """The caller's own account."""
-    return UserOut.model_validate(await service.active_user(session, caller))
+    return UserOut.model_validate(await service.active_user(session, caller.user_id))
 
 
 @router.patch("/me", response_model=UserOut)
-async def update_me(data: UpdateMeRequest, caller: CallerId, session: SessionDep) -> UserOut:
+async def update_me(data: UpdateMeRequest, caller: CurrentPrincipal, session: SessionDep) -> UserOut:
     """Change the caller's full name."""
-    user = await service.active_user(session, caller, for_update=True)
+    user = await service.active_user(session, caller.user_id, for_update=True)
     return UserOut.model_validate(await service.update_profile(session, user, data))
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def change_password(
     data: ChangePasswordRequest,
-    caller: CallerId,
+    caller: CurrentPrincipal,
     session: SessionDep,
     passwords: PasswordsDep,
     throttle: ThrottleDep,
     ip: ClientIpDep,
 ) -> Response:
     """Change the caller's password and sign out every session (all refresh tokens are revoked)."""
-    user = await service.active_user(session, caller, for_update=True)
+    user = await service.active_user(session, caller.user_id, for_update=True)
     await service.change_password(session, passwords, throttle, user, data, ip)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("", response_model=Page[UserOut])
-async def list_users(_: AdminId, session: SessionDep, page: PageParamsDep) -> Page[UserOut]:
+async def list_users(_: AdminPrincipal, session: SessionDep, page: PageParamsDep) -> Page[UserOut]:
     """All accounts, newest first (admin only)."""
     return await service.list_users(session, page)
 
 
 @router.get("/{user_id}", response_model=UserOut)
-async def read_user(user_id: uuid.UUID, _: AdminId, session: SessionDep) -> UserOut:
+async def read_user(user_id: uuid.UUID, _: AdminPrincipal, session: SessionDep) -> UserOut:
     """One account by id (admin only)."""
     return UserOut.model_validate(await service.get_user(session, user_id))
 
 
 @router.post("/{user_id}/deactivate", response_model=UserOut)
-async def deactivate_user(user_id: uuid.UUID, _: AdminId, session: SessionDep) -> UserOut:
+async def deactivate_user(user_id: uuid.UUID, _: AdminPrincipal, session: SessionDep) -> UserOut:
     """Deactivate an account and revoke its refresh tokens (admin only)."""
     return UserOut.model_validate(await service.deactivate(session, user_id))
