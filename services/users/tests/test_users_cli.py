@@ -21,7 +21,7 @@ def test_unreachable_database_is_one_readable_line(
     monkeypatch.setenv("APP_ENV", "development")
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/app")
     monkeypatch.delenv("USERS_DATABASE_URL", raising=False)
-    monkeypatch.setattr("users.cli.configure_logging", lambda *args: None)
+    monkeypatch.setattr("shared.service.cli.configure_logging", lambda *args: None)
     assert main([command]) == 3
     assert "PostgreSQL is not reachable at 127.0.0.1:1" in caplog.text
 
@@ -37,5 +37,5 @@ def test_bootstrap_db_refuses_production(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_migrate_is_idempotent(users_db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "test")
     monkeypatch.setenv("USERS_DATABASE_URL", users_db.service_url)
-    monkeypatch.setattr("users.cli.configure_logging", lambda *args: None)
+    monkeypatch.setattr("shared.service.cli.configure_logging", lambda *args: None)
     assert main(["migrate"]) == 0

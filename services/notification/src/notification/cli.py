@@ -2,88 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
-from collections.abc import Sequence
-from pathlib import Path
+from notification.settings import Settings
+from shared.service.cli import ServiceCli
 
-from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
-
-from notification.settings import SCHEMA, Settings
-from shared.db.bootstrap import InfrastructureUnavailable, bootstrap, check_amqp, check_postgres
-from shared.db.migrations import upgrade
-from shared.observability.logs import configure_logging
-from shared.web.server import serve
-
-log = logging.getLogger("notification.cli")
-
-
-def migrations_dir() -> Path:
-    """``services/notification/migrations`` in a checkout, ``notification/migrations`` in a wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parents[1] / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise FileNotFoundError("the notification migrations directory is missing from this installation")
-
-
-def _serve(settings: Settings) -> int:
-    from notification.app import create_app
-
-    asyncio.run(check_postgres(settings.service_database_url()))
-    # Said once, readably, rather than as a consumer that retries forever and never becomes ready.
-    check_amqp(settings.amqp_url)
-    serve(create_app(settings), settings, service="notification", port=settings.port)
-    return 0
-
-
-def _migrate(settings: Settings) -> int:
-    url = settings.service_database_url()
-    asyncio.run(check_postgres(url))
-    # As the service role, which owns the schema: the tables end up owned by it, not by an admin.
-    try:
-        upgrade(migrations_dir(), url, SCHEMA)
-    except (OSError, DBAPIError) as exc:
-        raise InfrastructureUnavailable(f"cannot migrate schema {SCHEMA}: {exc}") from exc
-    log.info("migrations applied", extra={"schema": SCHEMA})
-    return 0
-
-
-def _bootstrap_db(settings: Settings) -> int:
-    if settings.environment == "production":
-        log.error("bootstrap-db is for development; in production a DBA creates roles and schemas")
-        return 2
-    asyncio.run(bootstrap(settings.database_url, [settings.service_database()]))
-    log.info("database bootstrapped", extra={"schema": SCHEMA, "role": settings.db_role})
-    return 0
-
-
-COMMANDS = {"serve": _serve, "migrate": _migrate, "bootstrap-db": _bootstrap_db}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="notification", description="The notification service: in-app notifications and e-mail."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the HTTP server (NOTIFICATION_PORT, default 8003)")
-    sub.add_parser("migrate", help="apply the schema migrations as the service role")
-    sub.add_parser("bootstrap-db", help="development only: create the database, role and schema")
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        # Messages only: pydantic's own rendering repeats the input, which may hold a secret.
-        problems = "\n".join(
-            f"  {'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
-        parser.exit(2, f"notification: invalid configuration:\n{problems}\n")
-    configure_logging("notification", settings.log_level, settings.log_format)
-    try:
-        return COMMANDS[args.command](settings)
-    except InfrastructureUnavailable as exc:
-        # One readable sentence instead of a traceback: the usual cause is a stopped database.
-        log.error(str(exc))
-        return 3
+cli = ServiceCli(
+    name="notification",
+    description="The notification service: in-app notifications and e-mail.",
+    settings=Settings,
+    app="notification.app:create_app",
+    # Without the broker it has nothing to do: refused at the start rather than never ready.
+    needs_broker=True,
+)
+main = cli.main
+migrations_dir = cli.migrations_dir

@@ -1,9 +1,9 @@
-"""Run the service under uvicorn, tuned for many long-lived WebSocket connections.
+"""uvicorn tuned for many long-lived WebSocket connections (``realtime serve`` and the tests' servers).
 
-Like ``shared.web.server.serve`` (same logging, graceful shutdown and HTTP settings), plus what uvicorn
-leaves at defaults that cost memory per connection: per-message compression off (a zlib context each
-way is tens of KiB), a small maximum client message, the sans-I/O WebSocket protocol (timer-driven
-keepalive, no tasks of its own per connection) and a deeper accept backlog for reconnect storms.
+The project's settings (``shared.web.server``), plus what uvicorn leaves at defaults that cost memory
+per connection: per-message compression off (a zlib context each way is tens of KiB), a small maximum
+client message, the sans-I/O WebSocket protocol (timer-driven keepalive, no tasks of its own per
+connection) and a deeper accept backlog for reconnect storms.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from realtime.settings import Settings
-from shared.web.server import serve as shared_serve
 from shared.web.server import uvicorn_options
 
 
@@ -33,8 +32,3 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicor
     options = uvicorn_options(settings, port=settings.port, **websocket_options(settings))
     options.update(overrides)
     return uvicorn.Config(app, **options)
-
-
-def serve(app: FastAPI, settings: Settings) -> None:
-    # On SIGTERM uvicorn closes every WebSocket with 1012, drains, then runs the lifespan shutdown.
-    shared_serve(app, settings, service="realtime", port=settings.port, **websocket_options(settings))
