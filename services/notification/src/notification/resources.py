@@ -62,7 +62,7 @@ class Resources:
 @asynccontextmanager
 async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
     database_url = settings.service_database_url()
-    engine = make_engine(database_url, schema=SCHEMA)
+    engine = make_engine(database_url, schema=SCHEMA, pool_size=settings.db_pool_size)
     http = httpx.AsyncClient(timeout=settings.users_timeout)
     link = BrokerLink(settings.amqp_url, name=f"{SERVICE}-outbox")
     try:

@@ -62,7 +62,7 @@ class Resources:
 
 @asynccontextmanager
 async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
-    engine = make_engine(settings.service_database_url(), schema=SCHEMA)
+    engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
     # The account check, once per order, on the hot-path client; each call sets its own timeout.
     users_pool = UpstreamPool(settings.users_base_url, connect_timeout=settings.users_timeout)
     try:

@@ -59,7 +59,7 @@ class Resources:
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     keys = load_key_set(settings)
     passwords = await Passwords.create(settings.argon2_profile)
-    engine = make_engine(settings.service_database_url(), schema=SCHEMA)
+    engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
     broker = BrokerLink(settings.amqp_url, name="users-outbox")
     try:
         sessions = make_sessionmaker(engine)
