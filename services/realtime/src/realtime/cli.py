@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from realtime.server import websocket_options
 from realtime.settings import SCHEMA, Settings
 from shared.db.bootstrap import InfrastructureUnavailable, check_postgres
 from shared.db.engine import make_engine
@@ -34,6 +34,12 @@ async def _trim(settings: Settings) -> None:
     )
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    from realtime.server import websocket_options  # uvicorn and FastAPI: for ``serve`` only
+
+    return websocket_options(settings)
+
+
 def trim(settings: Settings, _: argparse.Namespace) -> int:
     asyncio.run(check_postgres(settings.service_database_url()))
     asyncio.run(_trim(settings))
@@ -45,7 +51,7 @@ cli = ServiceCli(
     description="The realtime service.",
     settings=Settings,
     app="realtime.app:create_app",
-    uvicorn_options=websocket_options,
+    uvicorn_options=uvicorn_options,
     commands={"trim": Command("apply the retention policy to every stream now", trim)},
 )
 main = cli.main

@@ -26,7 +26,6 @@ from shared.db.bootstrap import InfrastructureUnavailable, bootstrap, check_amqp
 from shared.db.migrations import upgrade
 from shared.observability.logs import configure_logging
 from shared.service.settings import BaseServiceSettings, DatabaseServiceSettings
-from shared.web.server import serve
 
 S = TypeVar("S", bound=BaseServiceSettings)
 
@@ -53,7 +52,7 @@ class ServiceCli(Generic[S]):
     description: str
     settings: type[S]
     # ``module:function`` building the ASGI app from the settings: imported by ``serve`` only, so
-    # ``migrate`` and ``bootstrap-db`` do not load the whole application.
+    # ``migrate`` and ``bootstrap-db`` (run for every service by ``make run``) load neither it nor uvicorn.
     app: str
     # Checked before serving: said once, readably, rather than as a consumer that never becomes ready.
     needs_broker: bool = False
@@ -115,6 +114,8 @@ class ServiceCli(Generic[S]):
         return commands | dict(self.commands)
 
     def _serve(self, settings: S, args: argparse.Namespace) -> int:
+        from shared.web.server import serve  # uvicorn and the web stack: for this command only
+
         if isinstance(settings, DatabaseServiceSettings):
             asyncio.run(check_postgres(settings.service_database_url()))
         if self.needs_broker:
