@@ -10,15 +10,15 @@ from __future__ import annotations
 import functools
 import json
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from shared.testing.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -65,29 +65,8 @@ COMPONENTS = _components()
 SERVICES_WITH_DATABASE = [name for name in COMPONENTS if name != "gateway"]
 
 
-def _tool(name: str) -> str:
-    """A dev tool from this virtualenv (where pytest runs), else from PATH."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.is_file():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is missing; it is one of the dev tools `make install` puts in .venv")
-    return found
-
-
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
-
-
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.skip(
-            "promtool is not installed: `apt-get install prometheus` provides it "
-            "(`make test` does so through `make apt-test`)"
-        )
-    return found
 
 
 def _load_yaml(path: Path) -> Any:
@@ -186,7 +165,9 @@ def _compose_service(name: str) -> Manifest:
 
 
 def test_deploy_compose_file_passes_the_compose_spec_schema() -> None:
-    result = _run(_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE))
+    result = _run(
+        require_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -252,7 +233,7 @@ def test_deploy_compose_runs_the_application_in_development_mode_only() -> None:
 
 @functools.cache
 def _render(overlay: str) -> tuple[Manifest, ...]:
-    result = _run(_tool("kubectl"), "kustomize", str(K8S / "overlays" / overlay))
+    result = _run(require_tool("kubectl"), "kustomize", str(K8S / "overlays" / overlay))
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
@@ -338,7 +319,7 @@ def test_deploy_k8s_overlay_passes_kubernetes_validate_strict(overlay: str, tmp_
     rendered = tmp_path / f"{overlay}.yaml"
     rendered.write_text(yaml.safe_dump_all(plain))
     result = _run(
-        _tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES_VERSION, str(rendered)
+        require_tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES_VERSION, str(rendered)
     )
     # Offline, a kind without a bundled schema is only a WARN with exit 0: count it as a failure here,
     # since every CRD kind was taken out above.
@@ -691,7 +672,7 @@ def test_deploy_prometheus_alerts_cover_errors_latency_and_targets() -> None:
 
 
 def test_deploy_prometheus_rules_pass_promtool_check() -> None:
-    promtool = _promtool()
+    promtool = require_tool("promtool")
     rules = sorted(str(p) for p in (PROMETHEUS / "rules").glob("*.yml"))
     result = _run(promtool, "check", "rules", *rules)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -700,7 +681,7 @@ def test_deploy_prometheus_rules_pass_promtool_check() -> None:
 
 
 def test_deploy_prometheus_rule_unit_tests_pass() -> None:
-    promtool = _promtool()
+    promtool = require_tool("promtool")
     tests = sorted(str(p) for p in (PROMETHEUS / "tests").glob("*.yml"))
     assert tests, "deploy/prometheus/tests has no promtool unit tests"
     result = _run(promtool, "test", "rules", *tests)
@@ -804,7 +785,7 @@ def test_deploy_grafana_dashboards_are_json_with_red_panels() -> None:
 
 def test_deploy_grafana_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     """promtool parses every panel's query, as a recording rule (Grafana's variables filled in)."""
-    promtool = _promtool()
+    promtool = require_tool("promtool")
     rules = [
         {"record": f"dashboard:query_{n}:check", "expr": expr}
         for n, expr in enumerate(

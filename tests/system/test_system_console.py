@@ -19,11 +19,11 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from shared.devstack import COMPONENTS, Stack
+from shared.testing.tools import require_tool
 
 from .conftest import free_port
 from .test_system_realtime import launch
 
-CHROMIUM = Path("/usr/bin/chromium")
 # Offline and quiet: no sandbox (root in a container), no GPU, no calls home.
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,10 +41,6 @@ LIVE = 20_000  # ms to wait for something that travels through the broker and ba
 pytestmark = [
     pytest.mark.system,
     pytest.mark.timeout(180),  # setup: four migrations and five processes to start
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed at /usr/bin/chromium (`make apt-test` installs it)",
-    ),
 ]
 
 
@@ -78,8 +74,9 @@ def console_stack(
 
 @pytest.fixture
 async def page() -> AsyncIterator[Page]:
+    chromium = require_tool("chromium")  # Debian's, never a downloaded browser build
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             yield await browser.new_page(viewport={"width": 1280, "height": 1000})
         finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -31,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.devstack import COMPONENTS, Stack
 from shared.messaging.events import EXCHANGE, UserDeactivated, UserDeactivatedData
 from shared.testing.fixtures import queue_depth
+from shared.testing.tools import require_tool
 
 from .conftest import free_port
 from .opsstack import eventually, register, running_stack
@@ -73,13 +73,6 @@ FAMILIES = {
 }
 OUR_PREFIXES = ("http_", "outbox_", "event_", "events_", "realtime_", "gateway_", "circuit_breaker_", "email")
 LABEL_NAMES = frozenset({"event_type"})
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file() else None)
-    if found is None:
-        pytest.skip(f"{name} is not installed: `apt-get install prometheus` provides it (`make apt-test`)")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +138,7 @@ def referenced_names() -> dict[str, set[str]]:
 
 
 def test_every_component_serves_metrics_that_pass_promtool_check_metrics(ops_stack: Stack) -> None:
-    promtool = _tool("promtool")
+    promtool = require_tool("promtool")
     for component in COMPONENTS:
         text = scrape(ops_stack, component.name)
         result = subprocess.run(
@@ -183,7 +176,7 @@ def prometheus_config(stack: Stack, path: Path) -> Path:
 
 
 def test_prometheus_scrapes_every_component_and_sees_it_up(ops_stack: Stack, tmp_path: Path) -> None:
-    prometheus = _tool("prometheus")
+    prometheus = require_tool("prometheus")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api/v1"
     log = (tmp_path / "prometheus.log").open("w")

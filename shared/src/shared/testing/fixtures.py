@@ -28,6 +28,7 @@ from shared.db.bootstrap import (
     ensure_database,
 )
 from shared.service.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_database
+from shared.testing.tools import require_tool
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,7 @@ def test_amqp_url(infra: Infra) -> Iterator[str]:
 
 def own_vhost(infra: Infra) -> Iterator[str]:
     vhost = f"test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    ctl = shutil.which("rabbitmqctl")
-    if ctl is None:
-        pytest.skip("rabbitmqctl is not available to create a test vhost")
+    ctl = require_tool("rabbitmqctl")
     subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
     user = urlsplit(infra.amqp_url).username or "guest"
     subprocess.run(
