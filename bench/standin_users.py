@@ -8,18 +8,15 @@ service spends milliseconds in Postgres per request, which hides how much the pr
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Form
-from jwt.algorithms import OKPAlgorithm
 
 from shared.auth.verifier import StaticKeySource, TokenVerifier
 from shared.service.dependencies import CurrentPrincipal
 from shared.service.settings import BaseServiceSettings
+from shared.testing.tokens import TokenIssuer
 from shared.web.app import create_base_app
 from shared.web.server import serve
 
@@ -28,9 +25,8 @@ KID = "bench-standin"
 
 def main() -> None:
     settings = BaseServiceSettings()
-    key = Ed25519PrivateKey.generate()
-    public = OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    jwks = {"keys": [{**public, "kid": KID, "alg": "EdDSA", "use": "sig"}]}
+    issuer = TokenIssuer(kid=KID)
+    jwks = issuer.jwks()
     app = create_base_app(title="users stand-in")
     app.state.token_verifier = TokenVerifier(
         StaticKeySource(jwks), issuer=settings.jwt_issuer, audience=settings.jwt_audience
@@ -57,17 +53,8 @@ def main() -> None:
 
     @app.post("/api/v1/auth/token")
     async def token(username: str = Form(), password: str = Form()) -> dict[str, Any]:
-        now = int(time.time())
-        claims = {
-            "iss": settings.jwt_issuer,
-            "aud": settings.jwt_audience,
-            "sub": by_email[username]["id"],
-            "iat": now,
-            "exp": now + 3600,
-            "jti": uuid.uuid4().hex,
-            "roles": ["user"],
-        }
-        access = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": KID})
+        user_id = by_email[username]["id"]
+        access = issuer.token(user_id, ttl=3600, iss=settings.jwt_issuer, aud=settings.jwt_audience)
         return {"access_token": access, "token_type": "bearer", "expires_in": 3600, "refresh_token": "x"}
 
     @app.get("/api/v1/users/me")

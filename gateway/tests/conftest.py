@@ -15,14 +15,16 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from gateway.testing import Recorder, Running, TestKeys, closed_port_url, serve_in_thread, standin_app
+from gateway_testing import Recorder, standin_app
+from shared.testing.servers import Running, closed_port_url, serve_in_thread
+from shared.testing.tokens import TokenIssuer
 
 ALLOWED_ORIGIN = "https://app.example.com"
 
 
 @pytest.fixture(scope="session")
-def keys() -> TestKeys:
-    return TestKeys.generate()
+def keys() -> TokenIssuer:
+    return TokenIssuer()
 
 
 @pytest.fixture(scope="session")
@@ -31,16 +33,16 @@ def users_recorder() -> Recorder:
 
 
 @pytest.fixture(scope="session")
-def users_upstream(keys: TestKeys, users_recorder: Recorder) -> Iterator[Running]:
+def users_upstream(keys: TokenIssuer, users_recorder: Recorder) -> Iterator[Running]:
     """Stand-in A: users (JWKS, /api/v1/users/*) and realtime (/api/v1/events/stream)."""
-    with serve_in_thread(standin_app("users", keys.jwks, users_recorder)) as running:
+    with serve_in_thread(standin_app("users", keys.jwks(), users_recorder)) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
-def orders_upstream(keys: TestKeys) -> Iterator[Running]:
+def orders_upstream(keys: TokenIssuer) -> Iterator[Running]:
     """Stand-in B: orders, whose OpenAPI components collide with A's."""
-    with serve_in_thread(standin_app("orders", keys.jwks, Recorder())) as running:
+    with serve_in_thread(standin_app("orders", keys.jwks(), Recorder())) as running:
         yield running
 
 
@@ -78,5 +80,5 @@ def client(gateway: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def auth(keys: TestKeys) -> dict[str, str]:
+def auth(keys: TokenIssuer) -> dict[str, str]:
     return {"Authorization": f"Bearer {keys.token()}"}

@@ -13,7 +13,9 @@ import httpx
 import jwt
 import pytest
 
-from gateway.testing import Recorder, Running, TestKeys, closed_port_url
+from gateway_testing import Recorder
+from shared.testing.servers import Running, closed_port_url
+from shared.testing.tokens import TokenIssuer
 
 
 def b64(data: bytes) -> str:
@@ -30,7 +32,7 @@ def assert_unauthorized(response: httpx.Response, challenge: str) -> None:
 
 
 def test_a_valid_token_passes_and_reaches_the_service(
-    client: httpx.Client, keys: TestKeys, users_recorder: Recorder
+    client: httpx.Client, keys: TokenIssuer, users_recorder: Recorder
 ) -> None:
     token = keys.token()
     response = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
@@ -48,15 +50,15 @@ def unsigned(header: dict[str, str], claims: dict[str, object]) -> str:
     return b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
 
 
-def hs256_with_public_key(keys: TestKeys, claims: dict[str, object]) -> str:
+def hs256_with_public_key(keys: TokenIssuer, claims: dict[str, object]) -> str:
     """Key confusion: an HMAC keyed with the public key, as if it were a shared secret."""
     signing_input = unsigned({"alg": "HS256", "typ": "JWT", "kid": "test-key-1"}, claims)
-    secret = keys.jwks["keys"][0]["x"].encode()
+    secret = keys.jwks()["keys"][0]["x"].encode()
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return signing_input + "." + b64(signature)
 
 
-def forged_tokens(keys: TestKeys) -> dict[str, str]:
+def forged_tokens(keys: TokenIssuer) -> dict[str, str]:
     claims = keys.claims()
     return {
         "garbage": "not-a-token",
@@ -64,7 +66,7 @@ def forged_tokens(keys: TestKeys) -> dict[str, str]:
         "alg-none": unsigned({"alg": "none", "kid": "test-key-1"}, claims) + ".",
         "hs256": hs256_with_public_key(keys, claims),
         "unknown-key": jwt.encode(
-            claims, TestKeys.generate().private, algorithm="EdDSA", headers={"kid": "test-key-1"}
+            claims, TokenIssuer().private, algorithm="EdDSA", headers={"kid": "test-key-1"}
         ),
         "unknown-kid": keys.token(kid="nobody"),
         "wrong-audience": keys.token(aud="another-api"),
@@ -93,7 +95,7 @@ def forged_tokens(keys: TestKeys) -> dict[str, str]:
     ],
 )
 def test_invalid_tokens_are_refused_before_the_service(
-    client: httpx.Client, keys: TestKeys, users_recorder: Recorder, kind: str
+    client: httpx.Client, keys: TokenIssuer, users_recorder: Recorder, kind: str
 ) -> None:
     token = forged_tokens(keys)[kind]
     before = len(users_recorder.requests)
@@ -103,7 +105,7 @@ def test_invalid_tokens_are_refused_before_the_service(
 
 
 def test_an_unreachable_issuer_is_503_not_a_misleading_401(
-    start_gateway: Callable[..., Running], keys: TestKeys
+    start_gateway: Callable[..., Running], keys: TokenIssuer
 ) -> None:
     gateway = start_gateway(users_url=closed_port_url(), connect_timeout=0.5)
     with httpx.Client(base_url=gateway.url, timeout=10.0) as client:

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from gateway.testing import Recorder, Running, raw_upstream
+from gateway_testing import Recorder, raw_upstream
+from shared.testing.servers import Running
 
 PROBLEM = "application/problem+json"
 

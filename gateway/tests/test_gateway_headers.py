@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 
 from gateway.headers import TrustedProxies, client_response_headers, upstream_request_headers
-from gateway.testing import Recorder, Running
+from gateway_testing import Recorder
+from shared.testing.servers import Running
 
 
 def received(response: httpx.Response) -> dict[str, str]:

@@ -9,9 +9,9 @@ import httpx
 from gateway.openapi_merge import merge
 from gateway.routing import RoutingTable
 from gateway.settings import DEFAULT_ROUTES
-from gateway.testing import standin_openapi
+from gateway_testing import standin_openapi
 
-OAUTH2 = {"OAuth2PasswordBearer": []}
+OAUTH2: dict[str, list[str]] = {"OAuth2PasswordBearer": []}
 
 
 def test_the_aggregated_document_lists_public_paths_with_the_password_flow(client: httpx.Client) -> None:

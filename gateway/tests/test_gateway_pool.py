@@ -10,8 +10,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway.testing import Recorder, TestKeys, raw_upstream, serve_in_thread, standin_app
+from gateway_testing import Recorder, raw_upstream, standin_app
 from shared.http import UpstreamConnectFailed, UpstreamPool, UpstreamProtocolError, UpstreamTimedOut
+from shared.testing.servers import serve_in_thread
+from shared.testing.tokens import TokenIssuer
 
 
 async def get(
@@ -22,9 +24,9 @@ async def get(
 
 
 @pytest.fixture
-def standin(keys: TestKeys) -> Iterator[tuple[UpstreamPool, Recorder]]:
+def standin(keys: TokenIssuer) -> Iterator[tuple[UpstreamPool, Recorder]]:
     recorder = Recorder()
-    with serve_in_thread(standin_app("users", keys.jwks, recorder)) as running:
+    with serve_in_thread(standin_app("users", keys.jwks(), recorder)) as running:
         pool = UpstreamPool(running.url, connect_timeout=1.0)
         yield pool, recorder
         pool.close()
@@ -78,13 +80,13 @@ async def test_a_slow_answer_times_out(standin: tuple[UpstreamPool, Recorder]) -
     assert time.monotonic() - started < 1.5
 
 
-async def test_a_restarted_upstream_is_reached_on_fresh_connections(keys: TestKeys) -> None:
+async def test_a_restarted_upstream_is_reached_on_fresh_connections(keys: TokenIssuer) -> None:
     recorder = Recorder()
-    with serve_in_thread(standin_app("users", keys.jwks, recorder)) as first:
+    with serve_in_thread(standin_app("users", keys.jwks(), recorder)) as first:
         pool = UpstreamPool(first.url)
         assert (await get(pool, b"/api/v1/users/me"))[0] == 200
     port = urlsplit(first.url).port or 0
-    with serve_in_thread(standin_app("users", keys.jwks, recorder), port=port):
+    with serve_in_thread(standin_app("users", keys.jwks(), recorder), port=port):
         assert (await get(pool, b"/api/v1/users/me"))[0] == 200
     pool.close()
 

@@ -11,7 +11,7 @@ import pytest
 from gateway.headers import TrustedProxies
 from gateway.ratelimit import TokenBuckets, client_address
 from gateway.settings import GatewaySettings
-from gateway.testing import Running
+from shared.testing.servers import Running
 
 
 class Clock:

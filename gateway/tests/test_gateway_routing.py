@@ -10,7 +10,7 @@ import pytest
 
 from gateway.routing import RoutingTable, is_denied
 from gateway.settings import DEFAULT_ROUTES, GatewaySettings
-from gateway.testing import Recorder
+from gateway_testing import Recorder
 
 URLS = {name: f"http://{name}:1" for name in ("users", "orders", "notification", "realtime")}
 

@@ -8,7 +8,8 @@ import httpx
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from gateway.testing import Recorder, Running, closed_port_url, serve_in_thread
+from gateway_testing import Recorder
+from shared.testing.servers import Running, closed_port_url, serve_in_thread
 
 
 def test_events_arrive_before_the_upstream_has_finished(client: httpx.Client, auth: dict[str, str]) -> None:

@@ -8,7 +8,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from gateway.testing import Recorder, TestKeys
+from gateway_testing import Recorder
+from shared.testing.tokens import TokenIssuer
 
 
 def ws_url(gateway: str, query: str = "") -> str:
@@ -16,7 +17,7 @@ def ws_url(gateway: str, query: str = "") -> str:
 
 
 def test_frames_flow_both_ways_with_a_token_in_the_query(
-    gateway: str, keys: TestKeys, users_recorder: Recorder
+    gateway: str, keys: TokenIssuer, users_recorder: Recorder
 ) -> None:
     with connect(ws_url(gateway, f"token={keys.token()}&since=3"), open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "ready"
@@ -27,7 +28,7 @@ def test_frames_flow_both_ways_with_a_token_in_the_query(
     assert handshake["headers"]["x-forwarded-for"] == "127.0.0.1"
 
 
-def test_a_token_in_the_authorization_header_works_too(gateway: str, keys: TestKeys) -> None:
+def test_a_token_in_the_authorization_header_works_too(gateway: str, keys: TokenIssuer) -> None:
     headers = {"Authorization": f"Bearer {keys.token()}"}
     with connect(ws_url(gateway), additional_headers=headers, open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "ready"
@@ -40,7 +41,7 @@ def test_without_a_valid_token_the_handshake_is_refused(gateway: str, query: str
     assert refused.value.response.status_code in (401, 403)
 
 
-def test_the_services_close_code_reaches_the_client(gateway: str, keys: TestKeys) -> None:
+def test_the_services_close_code_reaches_the_client(gateway: str, keys: TokenIssuer) -> None:
     with connect(ws_url(gateway, f"token={keys.token()}"), open_timeout=5) as ws:
         ws.recv(timeout=5)
         ws.send("close-4401")
@@ -50,7 +51,7 @@ def test_the_services_close_code_reaches_the_client(gateway: str, keys: TestKeys
     assert closed.value.rcvd.code == 4401
 
 
-def test_a_handshake_the_service_refuses_is_refused(gateway: str, keys: TestKeys) -> None:
+def test_a_handshake_the_service_refuses_is_refused(gateway: str, keys: TokenIssuer) -> None:
     with pytest.raises(InvalidStatus) as refused:
         connect(ws_url(gateway, f"token={keys.token()}&refuse=1"), open_timeout=5)
     assert refused.value.response.status_code == 403

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from gateway.testing import Running, TestKeys
+from shared.testing.servers import Running, serve_in_thread
+from shared.testing.tokens import TokenIssuer
 
 FRAME = 64 * 1024
 
@@ -59,27 +55,6 @@ class Flood:
         raise AssertionError(f"the upstream never stopped sending ({self.sent} frames)")
 
 
-@contextmanager
-def serve(app: ASGIApp, send_buffer: int) -> Iterator[Running]:
-    """uvicorn in a thread on a socket whose accepted connections keep a small kernel send buffer."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield Running(f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 def stalled_client(url: str) -> socket.socket:
     """A connected socket that advertises a tiny receive window."""
     host, port = url.removeprefix("ws://").split("/")[0].split(":")
@@ -91,12 +66,12 @@ def stalled_client(url: str) -> socket.socket:
 
 
 async def test_a_client_that_stops_reading_stalls_the_upstream_within_a_few_frames(
-    keys: TestKeys, users_upstream: Running
+    keys: TokenIssuer, users_upstream: Running
 ) -> None:
     flood = Flood()
     with (
-        serve(flood.app(), send_buffer=8192) as upstream,
-        serve(
+        serve_in_thread(flood.app(), send_buffer=8192) as upstream,
+        serve_in_thread(
             create_app(
                 GatewaySettings(environment="test", users_url=users_upstream.url, realtime_url=upstream.url)
             ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -26,6 +26,7 @@ from shared.messaging.topology import Topology
 from shared.service.settings import with_credentials
 from shared.testing.fixtures import queue_depth
 from shared.testing.tcpproxy import TcpProxy
+from shared.testing.waits import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -121,18 +122,6 @@ async def publish(amqp_url: str, body: bytes, message_id: str, routing_key: str 
 async def count(engine: AsyncEngine, table: Table) -> int:
     async with engine.connect() as conn:
         return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
-
-
-async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def deactivated() -> UserDeactivated:

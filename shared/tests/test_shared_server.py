@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,22 +19,18 @@ import uvicorn
 from fastapi import FastAPI
 
 from shared.service.settings import BaseServiceSettings
+from shared.testing.servers import free_port
 from shared.web.app import create_base_app
 from shared.web.server import GracefulServer, lifecycle_of, uvicorn_options
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def slow_app() -> FastAPI:
+def slow_app(arrived: threading.Event | None = None) -> FastAPI:
     app = create_base_app(title="slow")
 
     @app.get("/slow")
     async def slow() -> dict[str, bool]:
+        if arrived is not None:
+            arrived.set()
         await asyncio.sleep(1.0)
         return {"done": True}
 
@@ -58,7 +53,8 @@ def running(server: GracefulServer) -> Iterator[threading.Thread]:
 
 
 def test_sigterm_turns_the_component_not_ready_and_finishes_what_it_accepted() -> None:
-    app = slow_app()
+    arrived = threading.Event()
+    app = slow_app(arrived)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     stopped = threading.Event()
@@ -67,7 +63,7 @@ def test_sigterm_turns_the_component_not_ready_and_finishes_what_it_accepted() -
     with running(server) as thread, ThreadPoolExecutor(1) as pool:
         assert httpx.get(url + "/readyz").status_code == 200
         in_flight = pool.submit(httpx.get, url + "/slow", timeout=10)
-        time.sleep(0.2)
+        assert arrived.wait(10), "the request never reached the app"
         server.handle_exit(signal.SIGTERM, None)
         # Still serving during the delay, but not ready: a load balancer stops sending new work.
         readiness = httpx.get(url + "/readyz")

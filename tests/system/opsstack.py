@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -113,17 +112,6 @@ def register(gateway: str) -> tuple[str, dict[str, str]]:
     )
     assert token.status_code == 200, token.text
     return created.json()["id"], {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-
-def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    """``check()``'s first truthy answer; fails with its last one when time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"still {result!r} after {timeout:.0f}s"
-            return result
-        time.sleep(interval)
 
 
 # --- spans --------------------------------------------------------------------------------------

@@ -31,9 +31,10 @@ from shared.devstack import COMPONENTS, Stack
 from shared.messaging.events import EXCHANGE, UserDeactivated, UserDeactivatedData
 from shared.testing.fixtures import queue_depth
 from shared.testing.tools import require_tool
+from shared.testing.waits import eventually_blocking
 
 from .conftest import free_port
-from .opsstack import eventually, register, running_stack
+from .opsstack import register, running_stack
 
 pytestmark = pytest.mark.system
 
@@ -207,8 +208,8 @@ def test_prometheus_scrapes_every_component_and_sees_it_up(ops_stack: Stack, tmp
             health = {t["labels"]["job"]: t["health"] for t in data["activeTargets"]}
             return health if health == dict.fromkeys((c.name for c in COMPONENTS), "up") else None
 
-        eventually(all_up, timeout=30, interval=0.5)
-        ups = eventually(lambda: get("/query", query="up"), timeout=10)
+        eventually_blocking(all_up, timeout=30, interval=0.5)
+        ups = eventually_blocking(lambda: get("/query", query="up"), timeout=10)
         assert {r["metric"]["job"]: r["value"][1] for r in ups["result"]} == {c.name: "1" for c in COMPONENTS}
         consumers = get("/query", query="sum by (consumer) (event_consumer_up)")["result"]
         assert {r["metric"]["consumer"]: r["value"][1] for r in consumers} == {
@@ -224,7 +225,7 @@ def test_prometheus_scrapes_every_component_and_sees_it_up(ops_stack: Stack, tmp
             done = rules and all(not rule["lastEvaluation"].startswith("0001") for rule in rules)
             return rules if done else None
 
-        rules = eventually(evaluated, timeout=20, interval=0.5)
+        rules = eventually_blocking(evaluated, timeout=20, interval=0.5)
         assert {rule["name"] for rule in rules if rule["type"] == "alerting"} >= {
             "OutboxBacklogOld",
             "DeadLetterQueueNotEmpty",

@@ -29,9 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from realtime.testing import Frames, SseReader, ws_connect
+from realtime_testing import Frames, SseReader, ws_connect
 from shared.db.bootstrap import ensure_database
 from shared.devstack import COMPONENTS, Stack
+from shared.testing.waits import eventually
 
 from .conftest import free_port
 
@@ -242,11 +243,10 @@ async def metric(url: str, line_prefix: str) -> float:
     return 0.0
 
 
-async def eventually(url: str, line_prefix: str, expected: float, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (value := await metric(url, line_prefix)) != expected:
-        assert time.monotonic() < deadline, f"{line_prefix} stayed {value}, not {expected}"
-        await asyncio.sleep(0.1)
+async def metric_reaches(url: str, line_prefix: str, expected: float, timeout: float = 10.0) -> None:
+    await eventually(
+        lambda: metric(url, line_prefix), timeout, f"{line_prefix} did not reach {expected}", equals=expected
+    )
 
 
 # ---- through the gateway: the user's own events, and nothing else -------------------------------------
@@ -465,7 +465,7 @@ async def test_a_client_that_stops_reading_gets_4008_while_another_of_the_same_u
     one = system.main.url("realtime")
     assert await metric(one, 'realtime_slow_disconnects_total{transport="ws"}') >= 1
     # Each client that left took its upstream connection with it.
-    await eventually(one, 'realtime_connections{transport="ws"}', 0.0)
+    await metric_reaches(one, 'realtime_connections{transport="ws"}', 0.0)
 
 
 # ---- tokens -------------------------------------------------------------------------------------------
@@ -558,4 +558,4 @@ async def test_sse_through_the_gateway_resumes_from_last_event_id_and_streams_un
     assert {f["event"] for f in frames} == {"order.status_changed", "notification.created"}
     assert live_after < 5.0, "events come through as they happen, not when a buffer fills"
     # The client left: the gateway let go of its upstream stream too.
-    await eventually(system.main.url("realtime"), 'realtime_connections{transport="sse"}', 0.0)
+    await metric_reaches(system.main.url("realtime"), 'realtime_connections{transport="sse"}', 0.0)

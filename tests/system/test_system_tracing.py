@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from shared.devstack import Stack
+from shared.testing.waits import eventually_blocking
 
-from .opsstack import OtlpReceiver, ReceivedSpan, eventually, register, running_stack
+from .opsstack import OtlpReceiver, ReceivedSpan, register, running_stack
 
 pytestmark = pytest.mark.system
 
@@ -102,7 +103,7 @@ def test_one_trace_runs_from_the_gateway_through_the_broker_to_realtime(
         seen = {(s.service, s.kind, s.name) for s in spans}
         return spans if all(hop in seen for hop in HOPS) else []
 
-    spans = eventually(complete, timeout=30)
+    spans = eventually_blocking(complete, timeout=30)
     hop = {key: one(spans, *key) for key in HOPS}
 
     def parent(child: tuple[str, str, str], of: tuple[str, str, str]) -> None:
@@ -146,8 +147,8 @@ def test_a_request_without_traceparent_starts_a_trace_at_the_gateway(
             and not s.parent_span_id
         ]
 
-    root = eventually(gateway_roots, timeout=15)[-1]
-    spans = eventually(
+    root = eventually_blocking(gateway_roots, timeout=15)[-1]
+    spans = eventually_blocking(
         lambda: (
             (found := receiver.trace(root.trace_id))
             and any(s.service == "orders" and s.kind == "SERVER" for s in found)
@@ -168,7 +169,7 @@ def test_probes_and_scrapes_make_no_spans(traced_stack: Stack, receiver: OtlpRec
     marker = secrets.token_hex(16)
     headers = {"traceparent": f"00-{marker}-{secrets.token_hex(8)}-01"}
     assert httpx.get(traced_stack.url("users") + "/.well-known/jwks.json", headers=headers).status_code == 200
-    eventually(lambda: receiver.trace(marker), timeout=15)
+    eventually_blocking(lambda: receiver.trace(marker), timeout=15)
     time.sleep(0.5)  # the other processes' batches (exported every 100 ms)
     after = list(receiver.spans)[before:]
     quiet = ("healthz", "readyz", "metrics")

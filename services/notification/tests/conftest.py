@@ -4,9 +4,8 @@ server in-process, a small real stand-in for the users service, the app itself a
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,39 +25,15 @@ from shared.db.bootstrap import ServiceDatabase, ensure_service_schema
 from shared.db.migrations import upgrade
 from shared.messaging.events import EXCHANGE, Event
 from shared.service.settings import with_credentials
+from shared.testing.servers import free_port
+from shared.testing.users import SERVICE_TOKEN, UsersStandIn
+from shared.testing.waits import eventually
 
 from .mailserver import MailServer
-from .users_standin import INTERNAL_TOKEN, UsersStandIn, running_users_standin
 
 RETRY_DELAYS = [0.1, 0.2]  # three attempts, then the DLQ
 TABLES = ("contacts", "notifications", "email_attempts", "emails", "outbox", "inbox")
 QUEUES = ("notification.events", "notification.dlq", "notification.retry.1", "notification.retry.2")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-_ANY = object()
-
-
-async def eventually(
-    check: Callable[[], Any], timeout: float = 10.0, message: str = "", *, equals: Any = _ANY
-) -> Any:
-    """Poll ``check`` (sync or async) until its value is truthy (or ``equals``); return that value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if (result == equals) if equals is not _ANY else result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(message or f"condition not met in time (last value: {result!r})")
-        await asyncio.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -158,8 +133,8 @@ async def bus(test_amqp_url: str) -> AsyncIterator[Bus]:
 
 
 @pytest.fixture(scope="session")
-async def users_standin() -> AsyncIterator[UsersStandIn]:
-    async with running_users_standin(free_port()) as standin:
+def users_standin() -> Iterator[UsersStandIn]:
+    with UsersStandIn().serving() as standin:
         yield standin
 
 
@@ -205,7 +180,7 @@ def make_settings(
             "service_url": notification_db.service_url,
             "amqp_url": test_amqp_url,
             "users_url": users.url,
-            "users_service_token": INTERNAL_TOKEN,
+            "users_service_token": SERVICE_TOKEN,
             "smtp_host": "127.0.0.1",
             "smtp_port": smtp.port,
             "smtp_timeout": 2.0,

@@ -11,9 +11,10 @@ from prometheus_client import generate_latest
 
 from notification.app import create_app
 from shared.messaging.events import NotificationRequested, NotificationRequestedData
+from shared.testing.users import UsersStandIn
+from shared.testing.waits import eventually
 
-from .conftest import Bus, Database, Service, eventually
-from .users_standin import UsersStandIn
+from .conftest import Bus, Database, Service
 
 pytestmark = pytest.mark.integration
 

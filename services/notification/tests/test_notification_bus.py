@@ -18,8 +18,9 @@ from shared.messaging.events import (
     parse_event,
 )
 from shared.testing.tcpproxy import TcpProxy
+from shared.testing.waits import eventually
 
-from .conftest import Bus, Database, RunService, Service, eventually
+from .conftest import Bus, Database, RunService, Service
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,9 @@ import uuid
 import pytest
 
 from shared.messaging.events import UserRegistered, UserRegisteredData
+from shared.testing.waits import eventually
 
-from .conftest import Bus, Database, RunService, Service, eventually
+from .conftest import Bus, Database, RunService, Service
 from .mailserver import MailServer
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,11 @@ from shared.messaging.events import (
     UserRegistered,
     UserRegisteredData,
 )
+from shared.testing.users import UsersStandIn
+from shared.testing.waits import eventually
 
-from .conftest import Bus, Database, Service, eventually
+from .conftest import Bus, Database, Service
 from .mailserver import MailServer
-from .users_standin import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +129,7 @@ async def test_a_handler_that_fails_twice_then_succeeds_has_one_effect(
     service: Service, bus: Bus, db: Database, smtp: MailServer, users: UsersStandIn
 ) -> None:
     # A user this service has never seen: the e-mail needs the users service, which fails twice.
-    user_id = users.add("grace@example.com", "Grace Hopper")
+    user_id = users.add_user("grace@example.com", "Grace Hopper")
     users.fail(user_id, times=2)
     await bus.publish(order_created(user_id))
     [mail] = await eventually(lambda: smtp.to("grace@example.com"))
@@ -143,7 +144,7 @@ async def test_a_handler_that_fails_twice_then_succeeds_has_one_effect(
 async def test_a_handler_that_always_fails_is_dead_lettered_then_redriven(
     service: Service, bus: Bus, db: Database, smtp: MailServer, users: UsersStandIn
 ) -> None:
-    user_id = users.add("linus@example.com", "Linus")
+    user_id = users.add_user("linus@example.com", "Linus")
     users.fail(user_id)
     event = order_created(user_id)
     await bus.publish(event)
@@ -206,7 +207,7 @@ async def test_order_events_notify_and_email_only_for_the_chosen_statuses(
 async def test_notification_requested_does_what_it_asks(
     service: Service, bus: Bus, db: Database, smtp: MailServer, users: UsersStandIn
 ) -> None:
-    user_id = users.add("joan@example.com", "Joan")
+    user_id = users.add_user("joan@example.com", "Joan")
 
     def request(channels: list[str]) -> NotificationRequested:
         data = NotificationRequestedData(

@@ -22,12 +22,12 @@ from pydantic import SecretStr
 from orders.app import create_app
 from orders.cli import migrations_dir
 from orders.settings import SCHEMA, Settings
-from orders.testing import UsersStandIn, serve_in_thread
 from orders.workers import TOPOLOGY
 from shared.db.bootstrap import ServiceDatabase, ensure_service_schema
 from shared.db.migrations import upgrade
 from shared.messaging.events import EXCHANGE
 from shared.service.settings import with_credentials
+from shared.testing.users import UsersStandIn
 
 TABLES = ("orders", "order_items", "idempotency_keys", "outbox", "inbox")
 
@@ -70,9 +70,7 @@ async def clean_db(orders_db: OrdersDb) -> AsyncIterator[OrdersDb]:
 
 @pytest.fixture(scope="session")
 def users_server() -> Iterator[UsersStandIn]:
-    standin = UsersStandIn()
-    with serve_in_thread(standin.app()) as url:
-        standin.url = url
+    with UsersStandIn().serving() as standin:
         yield standin
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from orders.testing import UsersStandIn, free_port_url, serve_in_thread
+from shared.testing.servers import closed_port_url
+from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
@@ -91,9 +92,9 @@ async def test_users_gone_opens_the_breaker(run_app: Any, clean_db: Any) -> None
     headers = standin.bearer(user_id)
     body = {"currency": "USD", "items": [{"sku": "A", "name": "a", "quantity": 1, "unit_price_cents": 1}]}
     with contextlib.ExitStack() as server:
-        url = server.enter_context(serve_in_thread(standin.app()))
+        server.enter_context(standin.serving())
         settings = {
-            "users_url": url,
+            "users_url": standin.url,
             "users_service_token": SecretStr(standin.service_token),
             "breaker_failure_threshold": 2,
             "breaker_reset_timeout": 30,
@@ -123,7 +124,7 @@ async def test_readiness_names_users_when_it_is_down(run_app: Any, users: Any) -
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "users": "ok"}
         assert (await client.get("/healthz")).status_code == 200
-    async with run_app(users_url=free_port_url()) as (_, client):
+    async with run_app(users_url=closed_port_url()) as (_, client):
         response = await client.get("/readyz")
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"

@@ -27,18 +27,16 @@ from websockets.asyncio.client import ClientConnection
 
 from realtime.cli import migrations_dir
 from realtime.settings import SCHEMA
-from realtime.testing import (
-    Frames,
-    IssuerStandIn,
-    free_port,
-    notification_created,
-    publish,
-    serve_in_thread,
-    ws_connect,
-)
 from shared.db.bootstrap import ServiceDatabase, drop_database, ensure_database, ensure_service_schema
 from shared.db.migrations import upgrade
 from shared.service.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, with_credentials, with_database
+from shared.testing.servers import free_port
+from shared.testing.users import UsersStandIn
+
+# The realtime tests' clients and events live with the tests (no wheel ships them); pytest finds them
+# through its pythonpath setting, this script (run by path) through its own.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from realtime_testing import Frames, notification_created, publish, ws_connect
 
 log = logging.getLogger("bench.connections")
 
@@ -83,7 +81,7 @@ async def open_all(url: str, tokens: list[str], batch: int) -> list[ClientConnec
 
 
 async def measure(
-    args: argparse.Namespace, port: int, pid: int, amqp_url: str, issuer: IssuerStandIn
+    args: argparse.Namespace, port: int, pid: int, amqp_url: str, issuer: UsersStandIn
 ) -> dict[str, float]:
     url = f"ws://127.0.0.1:{port}/ws"
     users = [uuid.uuid4() for _ in range(args.users)]
@@ -169,18 +167,18 @@ async def main(args: argparse.Namespace) -> None:
     await asyncio.to_thread(upgrade, migrations_dir(), service_url, SCHEMA)
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
-    issuer = IssuerStandIn()
+    issuer = UsersStandIn()
     port = free_port()
     server: asyncio.subprocess.Process | None = None
     try:
-        with serve_in_thread(issuer.app()) as issuer_url:
+        with issuer.serving():
             env = {
                 **os.environ,
                 "APP_ENV": "test",
                 "DATABASE_URL": admin,
                 "REALTIME_DATABASE_URL": service_url,
                 "AMQP_URL": amqp_url,
-                "REALTIME_USERS_URL": issuer_url,
+                "REALTIME_USERS_URL": issuer.url,
                 "REALTIME_PORT": str(port),
                 "LOG_LEVEL": "WARNING",
             }

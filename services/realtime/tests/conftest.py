@@ -18,10 +18,11 @@ from realtime.app import create_app
 from realtime.cli import migrations_dir
 from realtime.server import uvicorn_config
 from realtime.settings import SCHEMA, Settings
-from realtime.testing import IssuerStandIn, bound_socket, serve_in_thread
 from shared.db.bootstrap import ServiceDatabase, ensure_service_schema
 from shared.db.migrations import upgrade
 from shared.service.settings import with_credentials
+from shared.testing.servers import bound_socket
+from shared.testing.users import UsersStandIn
 from shared.web.server import GracefulServer, lifecycle_of
 
 
@@ -47,14 +48,14 @@ async def realtime_db(test_database_url: str) -> RealtimeDb:
 
 
 @pytest.fixture(scope="session")
-def issuer() -> IssuerStandIn:
-    return IssuerStandIn()
+def issuer() -> UsersStandIn:
+    return UsersStandIn()
 
 
 @pytest.fixture(scope="session")
-def issuer_url(issuer: IssuerStandIn) -> Iterator[str]:
-    with serve_in_thread(issuer.app()) as url:
-        yield url
+def issuer_url(issuer: UsersStandIn) -> Iterator[str]:
+    with issuer.serving():
+        yield issuer.url
 
 
 MakeSettings = Callable[..., Settings]

@@ -16,10 +16,8 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from realtime.testing import (
+from realtime_testing import (
     Frames,
-    IssuerStandIn,
-    free_port,
     notification_created,
     order_created,
     publish,
@@ -28,6 +26,8 @@ from realtime.testing import (
     ws_connect,
 )
 from shared.messaging.events import Event
+from shared.testing.servers import free_port
+from shared.testing.users import UsersStandIn
 
 pytestmark = [pytest.mark.integration, pytest.mark.system]
 
@@ -97,7 +97,7 @@ async def replicas(
 
 
 async def test_every_connection_on_every_replica_receives_each_of_its_users_events_once(
-    replicas: tuple[Replica, Replica], issuer: IssuerStandIn, test_amqp_url: str
+    replicas: tuple[Replica, Replica], issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     one, two = replicas
     alice, bob = uuid.uuid4(), uuid.uuid4()
@@ -134,7 +134,7 @@ async def test_every_connection_on_every_replica_receives_each_of_its_users_even
 
 
 async def test_a_client_resumes_on_the_other_replica_with_since(
-    replicas: tuple[Replica, Replica], issuer: IssuerStandIn, test_amqp_url: str
+    replicas: tuple[Replica, Replica], issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     one, two = replicas
     user = uuid.uuid4()
@@ -161,7 +161,7 @@ async def test_a_client_resumes_on_the_other_replica_with_since(
 
 
 async def test_a_replica_refuses_a_bad_token_and_reports_its_connections(
-    replicas: tuple[Replica, Replica], issuer: IssuerStandIn
+    replicas: tuple[Replica, Replica], issuer: UsersStandIn
 ) -> None:
     one, _ = replicas
     with pytest.raises(InvalidStatus) as refused:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from realtime.testing import Frames, IssuerStandIn, notification_created, publish, ws_connect
+from realtime_testing import Frames, notification_created, publish, ws_connect
+from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ def _small_window_socket(url: str) -> socket.socket:
 
 
 async def test_a_client_that_stops_reading_is_closed_with_4008_and_does_not_delay_the_others(
-    run_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    run_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     user = uuid.uuid4()
     # A small send buffer on the server side too: what the kernel absorbs is not what is tested here.

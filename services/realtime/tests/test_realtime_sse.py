@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from realtime.testing import Frames, IssuerStandIn, SseReader, order_created, publish, ws_connect
+from realtime_testing import Frames, SseReader, order_created, publish, ws_connect
+from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
 
 async def test_the_stream_resumes_from_last_event_id_then_goes_live(
-    shared_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    shared_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     user = uuid.uuid4()
     token = issuer.token(user)
@@ -55,7 +56,7 @@ async def test_the_stream_resumes_from_last_event_id_then_goes_live(
 
 
 async def test_the_stream_sends_comment_lines_and_accepts_a_token_in_the_query(
-    run_server: Any, issuer: IssuerStandIn
+    run_server: Any, issuer: UsersStandIn
 ) -> None:
     async with run_server(sse_ping_interval=0.3) as server:
         url = f"{server.url}/api/v1/events/stream?token={issuer.token(uuid.uuid4())}"
@@ -70,7 +71,7 @@ async def test_the_stream_sends_comment_lines_and_accepts_a_token_in_the_query(
 
 
 async def test_a_stopping_replica_ends_its_streams_cleanly_and_no_other_replicas(
-    run_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    run_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     """An SSE response never ends by itself: on shutdown the replica ends it (a complete response, so
     the browser reconnects elsewhere with Last-Event-ID), instead of holding the drain until uvicorn
@@ -100,7 +101,7 @@ async def test_a_stopping_replica_ends_its_streams_cleanly_and_no_other_replicas
 
 @pytest.mark.parametrize("token", [None, "garbage", "expired"])
 async def test_the_stream_needs_a_valid_token(
-    shared_server: Any, issuer: IssuerStandIn, token: str | None
+    shared_server: Any, issuer: UsersStandIn, token: str | None
 ) -> None:
     headers = {}
     if token is not None:
@@ -113,7 +114,7 @@ async def test_the_stream_needs_a_valid_token(
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_a_malformed_last_event_id_is_a_422_problem(shared_server: Any, issuer: IssuerStandIn) -> None:
+async def test_a_malformed_last_event_id_is_a_422_problem(shared_server: Any, issuer: UsersStandIn) -> None:
     headers = {"Authorization": f"Bearer {issuer.token(uuid.uuid4())}", "Last-Event-ID": "abc"}
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.get(shared_server.url + "/api/v1/events/stream", headers=headers)

@@ -22,7 +22,7 @@ from realtime.metrics import RealtimeMetrics
 from realtime.settings import SCHEMA
 from realtime.streams.retention import RetentionPolicy, trim
 from realtime.streams.store import StreamStore, append
-from realtime.testing import settings_env
+from realtime_testing import settings_env
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.unit_of_work import unit_of_work
 

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from realtime.testing import Frames, IssuerStandIn, order_created, publish, ws_connect
+from realtime_testing import Frames, order_created, publish, ws_connect
+from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
 
-def _bad_tokens(issuer: IssuerStandIn, user: uuid.UUID) -> dict[str, str]:
-    stranger = IssuerStandIn()  # same kid, another key: a forged signature
+def _bad_tokens(issuer: UsersStandIn, user: uuid.UUID) -> dict[str, str]:
+    stranger = UsersStandIn()  # same kid, another key: a forged signature
     return {
         "expired": issuer.token(user, ttl=-60),
         "forged": stranger.token(user),
@@ -26,7 +27,7 @@ def _bad_tokens(issuer: IssuerStandIn, user: uuid.UUID) -> dict[str, str]:
 
 
 async def test_missing_invalid_or_expired_tokens_are_refused_at_the_handshake(
-    shared_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    shared_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     user = uuid.uuid4()
     with pytest.raises(InvalidStatus) as missing:
@@ -48,7 +49,7 @@ async def test_missing_invalid_or_expired_tokens_are_refused_at_the_handshake(
         assert (await Frames(ws).next_non_ping())["type"] == "ready"
 
 
-async def test_a_malformed_since_is_refused_with_422(shared_server: Any, issuer: IssuerStandIn) -> None:
+async def test_a_malformed_since_is_refused_with_422(shared_server: Any, issuer: UsersStandIn) -> None:
     url = shared_server.ws_url + "?since=-1&token=" + issuer.token(uuid.uuid4())
     with pytest.raises(InvalidStatus) as refused:
         async with ws_connect(url):
@@ -57,7 +58,7 @@ async def test_a_malformed_since_is_refused_with_422(shared_server: Any, issuer:
 
 
 async def test_the_connection_closes_with_4401_when_its_token_expires(
-    shared_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    shared_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     user = uuid.uuid4()
     async with ws_connect(shared_server.ws_url, issuer.token(user, ttl=1.5)) as ws:
@@ -74,7 +75,7 @@ async def test_the_connection_closes_with_4401_when_its_token_expires(
 
 
 async def test_a_refresh_frame_keeps_the_connection_past_the_first_tokens_expiry(
-    shared_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    shared_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     user = uuid.uuid4()
     async with ws_connect(shared_server.ws_url, issuer.token(user, ttl=1.5)) as ws:
@@ -88,7 +89,7 @@ async def test_a_refresh_frame_keeps_the_connection_past_the_first_tokens_expiry
 
 @pytest.mark.parametrize(("kind", "code"), [("another user", 4403), ("expired", 4401), ("garbage", 4401)])
 async def test_a_refresh_with_a_bad_token_closes_the_connection(
-    shared_server: Any, issuer: IssuerStandIn, kind: str, code: int
+    shared_server: Any, issuer: UsersStandIn, kind: str, code: int
 ) -> None:
     user = uuid.uuid4()
     token = {

@@ -8,21 +8,14 @@ from typing import Any
 
 import pytest
 
-from realtime.testing import (
-    Frames,
-    IssuerStandIn,
-    notification_created,
-    order_created,
-    publish,
-    status_changed,
-    ws_connect,
-)
+from realtime_testing import Frames, notification_created, order_created, publish, status_changed, ws_connect
+from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_client_receives_its_own_events_in_order_and_nothing_of_others(
-    shared_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    shared_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     order = uuid.uuid4()
@@ -52,7 +45,7 @@ async def test_a_client_receives_its_own_events_in_order_and_nothing_of_others(
 
 
 async def test_a_redelivered_event_is_stored_and_sent_once(
-    shared_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    shared_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     alice = uuid.uuid4()
     event = order_created(alice)
@@ -67,7 +60,7 @@ async def test_a_redelivered_event_is_stored_and_sent_once(
     assert got[0]["id"] == str(event.id)
 
 
-async def test_pings_arrive_at_the_configured_interval(shared_server: Any, issuer: IssuerStandIn) -> None:
+async def test_pings_arrive_at_the_configured_interval(shared_server: Any, issuer: UsersStandIn) -> None:
     async with ws_connect(shared_server.ws_url, issuer.token(uuid.uuid4())) as ws:
         frames = Frames(ws)
         assert (await frames.next())["type"] == "ready"
@@ -77,7 +70,7 @@ async def test_pings_arrive_at_the_configured_interval(shared_server: Any, issue
 
 
 async def test_reconnecting_with_since_replays_exactly_the_missed_events(
-    shared_server: Any, issuer: IssuerStandIn, test_amqp_url: str
+    shared_server: Any, issuer: UsersStandIn, test_amqp_url: str
 ) -> None:
     alice = uuid.uuid4()
     token = issuer.token(alice)

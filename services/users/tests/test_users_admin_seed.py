@@ -20,7 +20,10 @@ ADMIN = {"admin_email": "boss@example.com", "admin_password": SecretStr("boss pa
 async def admins(admin_url: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(admin_url)
     try:
-        return await conn.fetch("SELECT email, roles, is_active FROM users.users WHERE 'admin' = ANY(roles)")
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT email, roles, is_active FROM users.users WHERE 'admin' = ANY(roles)"
+        )
+        return rows
     finally:
         await conn.close()
 

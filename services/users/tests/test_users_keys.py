@@ -89,7 +89,7 @@ async def test_tampered_token_is_refused(key: SigningKey) -> None:
 
 async def test_alg_none_is_refused(key: SigningKey) -> None:
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 60, "iat": 0, "jti": "j"}
-    token = jwt.encode(claims, None, algorithm="none", headers={"kid": key.kid})
+    token = jwt.encode(claims, None, algorithm="none", headers={"kid": key.kid})  # type: ignore[arg-type]
     with pytest.raises(Unauthorized):
         await verifier_for(KeySet(key)).verify(token)
 

@@ -8,8 +8,9 @@ so knocking on a locked door does not keep it locked longer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,19 +36,33 @@ class Attempt:
     ip: str
 
 
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class LoginThrottle:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], policy: ThrottlePolicy) -> None:
+    """``clock``: the time failures are recorded and counted at (the replicas' clocks agree through NTP;
+    tests pass one they move)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        policy: ThrottlePolicy,
+        clock: Callable[[], datetime] = wall_clock,
+    ) -> None:
         self._sessions = sessions
         self._policy = policy
+        self.clock = clock
 
     async def begin(self, account: str, ip: str) -> Attempt:
         """Reserve an attempt, or raise ``TooManyRequests`` (with Retry-After) when over a limit."""
         key = account.strip().lower()
         longest = max(self._policy.account_window, self._policy.ip_window)
+        now = self.clock()
         async with unit_of_work(self._sessions) as uow:
             repo = LoginFailureRepository(uow.session)
-            await repo.purge_older_than(longest)
-            attempt = Attempt(id=await repo.add(key, ip), account_key=key, ip=ip)
+            await repo.purge_older_than(longest, now)
+            attempt = Attempt(id=await repo.add(key, ip, now), account_key=key, ip=ip)
         # A second transaction, so this count sees every reservation committed before ours.
         async with unit_of_work(self._sessions) as uow:
             repo = LoginFailureRepository(uow.session)
@@ -58,6 +73,7 @@ class LoginThrottle:
                     limit=self._policy.max_per_account,
                     window=self._policy.account_window,
                     excluding=attempt.id,
+                    now=now,
                 ),
                 await repo.seconds_until_below(
                     column="ip",
@@ -65,6 +81,7 @@ class LoginThrottle:
                     limit=self._policy.max_per_ip,
                     window=self._policy.ip_window,
                     excluding=attempt.id,
+                    now=now,
                 ),
             ]
             blocked = [wait for wait in waits if wait is not None]

@@ -1,31 +1,20 @@
-"""Test support (like ``shared.testing.fixtures``): a stand-in token issuer, an event publisher, a server
-runner.
+"""The realtime tests' helpers: events put on the ``events`` exchange as the producers' outbox relays
+do, and WebSocket and SSE clients that read with deadlines.
 
-The stand-in serves a JWKS for a test Ed25519 key under a real uvicorn server, so realtime verifies the
-tokens minted here exactly as it verifies real ones (no monkeypatching). The publisher puts catalogue
-events on the ``events`` exchange as the producers' outbox relays do.
+The token issuer is ``shared.testing.users.UsersStandIn``; servers in threads are ``shared.testing.servers``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
 import aio_pika
-import jwt
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
-from jwt.algorithms import OKPAlgorithm
 from websockets.asyncio.client import ClientConnection, connect
 
 from realtime.settings import Settings
@@ -40,46 +29,6 @@ from shared.messaging.events import (
     OrderStatusChanged,
     OrderStatusChangedData,
 )
-
-KID = "realtime-test-key"
-ISSUER = "http://users"
-AUDIENCE = "api"
-
-
-@dataclass
-class IssuerStandIn:
-    """The users service as realtime sees it: a JWKS, and tokens signed with its key."""
-
-    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
-    kid: str = KID
-
-    def jwks(self) -> dict[str, Any]:
-        public = OKPAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-        public.update({"kid": self.kid, "alg": "EdDSA", "use": "sig"})
-        return {"keys": [public]}
-
-    def token(self, user_id: uuid.UUID, *, ttl: float = 300, **claims: Any) -> str:
-        now = int(time.time())
-        payload: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": str(user_id),
-            "iat": now,
-            "exp": int(now + ttl),
-            "jti": uuid.uuid4().hex,
-            "roles": ["user"],
-            **claims,
-        }
-        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid})
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.get("/.well-known/jwks.json")
-        async def jwks() -> dict[str, Any]:
-            return self.jwks()
-
-        return app
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -96,47 +45,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REALTIME_DB_POOL_SIZE": str(settings.db_pool_size),
         "LOG_LEVEL": "INFO",
     }
-
-
-def bound_socket(*, send_buffer: int | None = None) -> socket.socket:
-    """A listening-ready socket on a free loopback port; ``send_buffer`` is inherited by accepted ones."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if send_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free port, in a thread with its own loop; yield its URL."""
-    sock = bound_socket()
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=1)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("the stand-in server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 async def publish(amqp_url: str, *events: Event) -> None:

@@ -1,4 +1,4 @@
-"""Test support (like ``shared.testing.fixtures``): a stand-in upstream and a real uvicorn server in a thread.
+"""The gateway tests' stand-in upstream, and an upstream that speaks broken HTTP.
 
 The stand-in answers like a service behind the gateway would (JWKS, OpenAPI, echo, slow, streaming)
 and records what reached it, so tests assert on what the upstream actually received.
@@ -7,64 +7,21 @@ and records what reached it, so tests assert on what the upstream actually recei
 from __future__ import annotations
 
 import asyncio
-import socket
 import socketserver
 import threading
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
-
-from shared.web.server import GracefulServer, lifecycle_of
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 KID = "test-key-1"
-
-
-@dataclass
-class TestKeys:
-    """An Ed25519 signing key and the JWKS a stand-in users service publishes for it."""
-
-    __test__ = False  # not a pytest test class, despite the name
-
-    private: Ed25519PrivateKey
-    jwks: dict[str, Any]
-
-    @classmethod
-    def generate(cls, kid: str = KID) -> TestKeys:
-        private = Ed25519PrivateKey.generate()
-        public = OKPAlgorithm.to_jwk(private.public_key(), as_dict=True)
-        return cls(private, {"keys": [{**public, "kid": kid, "alg": "EdDSA", "use": "sig"}]})
-
-    def claims(self, **overrides: Any) -> dict[str, Any]:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": "http://users",
-            "aud": "api",
-            "sub": str(uuid.uuid4()),
-            "iat": now,
-            "exp": now + 300,
-            "jti": uuid.uuid4().hex,
-            "roles": ["user"],
-        }
-        claims.update(overrides)
-        return claims
-
-    def token(self, *, kid: str = KID, **overrides: Any) -> str:
-        return jwt.encode(self.claims(**overrides), self.private, algorithm="EdDSA", headers={"kid": kid})
 
 
 @dataclass
@@ -238,60 +195,3 @@ def raw_upstream() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@dataclass
-class Running:
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-
-
-def closed_port_url() -> str:
-    """A URL on which nothing listens, so connections are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-@contextmanager
-def serve_in_thread(
-    app: ASGIApp, port: int = 0, *, graceful: bool = False, **config: Any
-) -> Iterator[Running]:
-    """Run ``app`` under uvicorn in a thread of its own until the block ends (port 0: a free one).
-
-    ``graceful``: under ``shared.web.server.GracefulServer``, which tells the app's lifecycle it stops.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    port = sock.getsockname()[1]
-    # As shared.web.server.serve runs components: no proxy-header rewriting, no Server header.
-    options: dict[str, Any] = {
-        "log_config": None,
-        "access_log": False,
-        "timeout_graceful_shutdown": 1,
-        "proxy_headers": False,
-        "server_header": False,
-    }
-    uvicorn_config = uvicorn.Config(app, **{**options, **config})
-    server = (
-        GracefulServer(uvicorn_config, lifecycle=lifecycle_of(app))
-        if graceful
-        else uvicorn.Server(uvicorn_config)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    try:
-        yield Running(f"http://127.0.0.1:{port}", server, thread)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
