@@ -410,13 +410,12 @@ def test_sigterm_to_orders_under_load_loses_no_accepted_request_and_strands_no_m
     handled = asyncio.run(fetch(test_database_url, inbox, ids))[0]
     assert handled, "the consumer handled nothing before the shutdown"
 
-    deadline = time.monotonic() + 10
-    while True:
-        # The broker returns a closed channel's unacked messages to the queue: give it a moment.
-        waiting = asyncio.run(queue_depth(test_amqp_url, "orders.events"))
-        if handled + waiting == len(sent) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    # The broker returns a closed channel's unacked messages to the queue: give it a moment.
+    waiting = eventually_blocking(
+        lambda: asyncio.run(queue_depth(test_amqp_url, "orders.events")),
+        equals=len(sent) - handled,
+        message=f"{len(sent)} sent, {handled} handled, the rest not back in the queue: lost, or left unacked",
+    )
     assert (handled, waiting) == (handled, len(sent) - handled), (
         f"{len(sent)} sent, {handled} handled, {waiting} in the queue: lost, or handled and left unacked"
     )

@@ -22,6 +22,7 @@ import pytest
 from shared.devstack import COMPONENTS, Stack
 from shared.messaging.events import EXCHANGE
 from shared.testing.tcpproxy import ThreadedTcpProxy
+from shared.testing.waits import eventually
 
 from .conftest import free_port
 
@@ -205,7 +206,13 @@ def test_a_sigkill_mid_burst_loses_no_committed_order_event(
             task = asyncio.create_task(
                 asyncio.to_thread(create_orders, orders_stack.url("gateway"), auth, 400, 24)
             )
-            await asyncio.sleep(1.0)
+            # Mid-burst: once some orders are committed (not after a guessed delay, which a busy
+            # machine can outlast before the first order).
+            await eventually(
+                lambda: asyncio.to_thread(lambda: len(committed_order_ids(test_database_url) - before) >= 20),
+                timeout=60,
+                message="the burst committed nothing",
+            )
             process = orders_stack.processes["orders"]
             process.send_signal(signal.SIGKILL)
             await task

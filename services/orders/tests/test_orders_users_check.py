@@ -3,15 +3,16 @@ Retry-After and nothing stored when users cannot answer, and the breaker that th
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from shared.testing.servers import closed_port_url
 from shared.testing.users import UsersStandIn
+from shared.testing.waits import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -116,12 +117,13 @@ async def test_users_gone_opens_the_breaker(run_app: Any, clean_db: Any) -> None
 
 async def test_readiness_names_users_when_it_is_down(run_app: Any, users: Any) -> None:
     async with run_app() as (_, client):
-        for _ in range(50):
-            ready = await client.get("/readyz")
-            if ready.status_code == 200:
-                break
-            await asyncio.sleep(0.1)
-        assert ready.status_code == 200, ready.text
+
+        async def readiness() -> int:
+            answer: httpx.Response = await client.get("/readyz")
+            return answer.status_code
+
+        await eventually(readiness, equals=200, message="orders never became ready")
+        ready = await client.get("/readyz")
         assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "users": "ok"}
         assert (await client.get("/healthz")).status_code == 200
     async with run_app(users_url=closed_port_url()) as (_, client):

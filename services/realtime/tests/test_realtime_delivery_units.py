@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -28,6 +27,7 @@ from realtime.streams.frames import (
 )
 from realtime.streams.store import StreamStore
 from shared.errors import ValidationFailed
+from shared.testing.waits import eventually
 
 USER = uuid.UUID("00000000-0000-4000-8000-000000000001")
 TS = datetime(2026, 11, 22, 10, 0, 0, 123000, tzinfo=UTC)
@@ -153,8 +153,7 @@ async def test_resolve_drops_duplicates_and_fills_gaps_from_the_store() -> None:
 async def test_the_token_expiry_closes_with_4401() -> None:
     sub = RecordingSubscriber()
     sub.arm_expiry(time.time() + 0.05)
-    await asyncio.sleep(0.1)
-    assert sub.close_code == CLOSE_TOKEN_EXPIRED
+    await eventually(lambda: sub.close_code, equals=CLOSE_TOKEN_EXPIRED)
     sub.arm_expiry(time.time() + 60)
     sub.disarm()
 
