@@ -57,6 +57,9 @@ def test_unreachable_rabbitmq_is_named(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+# Its own deadline for "the system is up" is 180 s (a loaded machine starts five processes slowly): the
+# run-wide 120 s limit must not cut it short.
+@pytest.mark.timeout(300)
 def test_launcher_starts_everything_and_stops_cleanly_on_sigterm(
     test_database_url: str, test_amqp_url: str, tmp_path: Path
 ) -> None:
