@@ -1,63 +1,40 @@
-"""The users client on a fake of the keep-alive pool: what it retries, what it does not, the breaker."""
+"""The users client on ``httpx.MockTransport``: what it retries, what it does not, the breaker."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 
-import orjson
+import httpx
 import pytest
 
 from orders.upstream.breaker import CircuitBreaker
-from orders.upstream.users import RetryPolicy, UsersClient
+from orders.upstream.users import UsersClient, UsersRetries
 from shared.errors import Forbidden, UpstreamUnavailable
-from shared.http import Header, UpstreamConnectFailed, UpstreamTimedOut
 from shared.observability.request_id import request_id_var
 
 USER = uuid.uuid4()
+ACTIVE = {"id": str(USER), "is_active": True, "email": "a@b.c"}
 
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Sent:
-    method: str
-    target: bytes
-    headers: dict[bytes, bytes]
-    timeout: float
+# One step of a script: a status (200 answers an active user), a whole answer, or an error to raise.
+Step = int | type[httpx.TransportError] | httpx.Response
 
 
 @dataclass
-class Upstream:
-    """Answers from a script, one entry per request (the last one repeats); records the requests."""
+class Users:
+    """Answers from a script, one step per request (the last one repeats); records the requests."""
 
-    script: list[int | type[Exception] | Answer]
-    requests: list[Sent] = field(default_factory=list)
+    script: list[Step]
+    requests: list[httpx.Request] = field(default_factory=list)
 
-    async def request(
-        self, method: str, target: bytes, headers: list[Header], body: bytes | None, *, timeout: float
-    ) -> Answer:
-        self.requests.append(Sent(method, target, dict(headers), timeout))
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
-        if isinstance(step, Answer):
+        if isinstance(step, httpx.Response):
             return step
         if isinstance(step, int):
-            if step == 200:
-                return answer({"id": str(USER), "is_active": True, "email": "a@b.c"})
-            return answer({"detail": "x"}, step)
-        raise step("scripted failure")
-
-
-def answer(document: object, status: int = 200) -> Answer:
-    return Answer(status, orjson.dumps(document))
-
-
-def scripted(*script: int | type[Exception] | Answer) -> Upstream:
-    return Upstream(list(script))
+            return httpx.Response(step, json=ACTIVE if step == 200 else {"detail": "x"})
+        raise step("scripted failure", request=request)
 
 
 class Sleeps:
@@ -68,92 +45,107 @@ class Sleeps:
         self.calls.append(seconds)
 
 
-def client_for(upstream: Upstream, sleeps: Sleeps, threshold: int = 5) -> UsersClient:
+def client_for(users: Users, sleeps: Sleeps | None = None, threshold: int = 5) -> UsersClient:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(users), base_url="http://users:8001")
     return UsersClient(
-        upstream,
+        http,
         service_token="svc-token",
-        breaker=CircuitBreaker("users", failure_threshold=threshold, reset_timeout=30),
-        retry=RetryPolicy(retries=2, backoff=0.05),
-        sleep=sleeps,
+        # A clock that stands still: the breaker's Retry-After is then exact.
+        breaker=CircuitBreaker("users", failure_threshold=threshold, reset_timeout=30, clock=lambda: 1000.0),
+        retry=UsersRetries(retries=2, backoff=0.05),
+        sleep=sleeps or Sleeps(),
     )
 
 
+def scripted(*script: Step) -> Users:
+    return Users(list(script))
+
+
 async def test_an_active_user_may_order_and_the_call_carries_token_and_request_id() -> None:
-    upstream, sleeps = scripted(200), Sleeps()
+    users = scripted(200)
     token = request_id_var.set("req-abc")
     try:
-        await client_for(upstream, sleeps).ensure_may_order(USER)
+        await client_for(users).ensure_may_order(USER)
     finally:
         request_id_var.reset(token)
-    [request] = upstream.requests
+    [request] = users.requests
     assert request.method == "GET"
-    assert request.target == f"/internal/users/{USER}".encode()
-    assert request.headers[b"x-service-token"] == b"svc-token"
-    assert request.headers[b"x-request-id"] == b"req-abc"
-    assert request.timeout == 2.0
+    assert request.url == f"http://users:8001/internal/users/{USER}"
+    assert request.headers["x-service-token"] == "svc-token"
+    assert request.headers["x-request-id"] == "req-abc"
+    assert request.extensions["timeout"]["read"] == 2.0
+
+
+async def test_without_a_request_id_none_is_sent() -> None:
+    users = scripted(200)
+    await client_for(users).ensure_may_order(USER)
+    assert "x-request-id" not in users.requests[0].headers
 
 
 async def test_unknown_user_is_forbidden_without_retry() -> None:
-    upstream, sleeps = scripted(404), Sleeps()
-    with pytest.raises(Forbidden):
-        await client_for(upstream, sleeps).ensure_may_order(USER)
-    assert len(upstream.requests) == 1
+    users = scripted(404)
+    with pytest.raises(Forbidden, match="does not exist"):
+        await client_for(users).ensure_may_order(USER)
+    assert len(users.requests) == 1
 
 
 async def test_inactive_user_is_forbidden() -> None:
-    inactive = scripted(answer({"id": str(USER), "is_active": False}))
-    users = UsersClient(inactive, service_token="t", breaker=CircuitBreaker("users"))
+    users = scripted(httpx.Response(200, json={"id": str(USER), "is_active": False}))
     with pytest.raises(Forbidden, match="deactivated"):
-        await users.ensure_may_order(USER)
+        await client_for(users).ensure_may_order(USER)
 
 
-@pytest.mark.parametrize("failure", [503, 500, UpstreamConnectFailed])
-async def test_connect_errors_and_5xx_are_retried_with_backoff(failure: int | type[Exception]) -> None:
-    upstream, sleeps = scripted(failure, failure, 200), Sleeps()
-    await client_for(upstream, sleeps).ensure_may_order(USER)
-    assert len(upstream.requests) == 3
+@pytest.mark.parametrize("failure", [503, 500, httpx.ConnectError, httpx.ConnectTimeout])
+async def test_undelivered_requests_and_5xx_are_retried_with_backoff(failure: Step) -> None:
+    users, sleeps = scripted(failure, failure, 200), Sleeps()
+    await client_for(users, sleeps).ensure_may_order(USER)
+    assert len(users.requests) == 3
     assert sleeps.calls == [0.05, 0.1]
 
 
-async def test_retries_are_bounded_then_503_with_retry_after() -> None:
-    upstream, sleeps = scripted(503), Sleeps()
+@pytest.mark.parametrize("failure", [503, httpx.ConnectError])
+async def test_retries_are_bounded_then_503_with_retry_after(failure: Step) -> None:
+    users, sleeps = scripted(failure), Sleeps()
     with pytest.raises(UpstreamUnavailable) as raised:
-        await client_for(upstream, sleeps).ensure_may_order(USER)
-    assert len(upstream.requests) == 3
+        await client_for(users, sleeps).ensure_may_order(USER)
+    assert len(users.requests) == 3
+    assert sleeps.calls == [0.05, 0.1]
     assert raised.value.status == 503
     assert int(raised.value.headers["Retry-After"]) >= 1
 
 
-async def test_a_timeout_is_not_retried() -> None:
-    upstream, sleeps = scripted(UpstreamTimedOut), Sleeps()
+@pytest.mark.parametrize("failure", [httpx.ReadTimeout, httpx.RemoteProtocolError])
+async def test_a_request_that_may_have_arrived_is_not_retried(failure: Step) -> None:
+    users, sleeps = scripted(failure), Sleeps()
     with pytest.raises(UpstreamUnavailable):
-        await client_for(upstream, sleeps).ensure_may_order(USER)
-    assert len(upstream.requests) == 1
+        await client_for(users, sleeps).ensure_may_order(USER)
+    assert len(users.requests) == 1
+    assert sleeps.calls == []
 
 
 @pytest.mark.parametrize("status", [401, 400, 418])
 async def test_an_unexpected_answer_is_503_not_a_verdict(status: int) -> None:
-    upstream, sleeps = scripted(status), Sleeps()
+    users = scripted(status)
     with pytest.raises(UpstreamUnavailable):
-        await client_for(upstream, sleeps).ensure_may_order(USER)
-    assert len(upstream.requests) == 1
+        await client_for(users).ensure_may_order(USER)
+    assert len(users.requests) == 1
 
 
 @pytest.mark.parametrize("body", [b"nope", b'{"id": "not-a-uuid", "is_active": true}', b"{}"])
 async def test_a_malformed_body_is_503(body: bytes) -> None:
-    users = UsersClient(scripted(Answer(200, body)), service_token="t", breaker=CircuitBreaker("users"))
+    users = scripted(httpx.Response(200, content=body))
     with pytest.raises(UpstreamUnavailable):
-        await users.ensure_may_order(USER)
+        await client_for(users).ensure_may_order(USER)
 
 
 async def test_the_open_breaker_answers_at_once_without_calling_users() -> None:
-    upstream, sleeps = scripted(UpstreamConnectFailed), Sleeps()
-    users = client_for(upstream, sleeps, threshold=2)
+    users = scripted(httpx.ConnectError)
+    client = client_for(users, threshold=2)
     for _ in range(2):
         with pytest.raises(UpstreamUnavailable):
-            await users.ensure_may_order(USER)
-    calls = len(upstream.requests)
+            await client.ensure_may_order(USER)
+    calls = len(users.requests)
     with pytest.raises(UpstreamUnavailable) as raised:
-        await users.ensure_may_order(USER)
-    assert len(upstream.requests) == calls
-    assert 25 <= int(raised.value.headers["Retry-After"]) <= 30
+        await client.ensure_may_order(USER)
+    assert len(users.requests) == calls
+    assert int(raised.value.headers["Retry-After"]) == 30

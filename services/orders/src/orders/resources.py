@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from orders.order.gate import TransitionGate
 from orders.settings import SCHEMA, Settings
 from orders.upstream.breaker import CircuitBreaker, breaker_gauge
-from orders.upstream.users import RetryPolicy, UsersClient, check_users
+from orders.upstream.users import UsersClient, UsersRetries, check_users
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
-from shared.http import UpstreamPool
+from shared.http import PoolTransport, UpstreamPool
 from shared.messaging.consumer_metrics import ConsumerMetrics
 from shared.messaging.outbox_metrics import OutboxMetrics
 from shared.web.health import ReadinessCheck
@@ -63,8 +63,11 @@ class Resources:
 @asynccontextmanager
 async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
     engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
-    # The account check, once per order, on the hot-path client; each call sets its own timeout.
-    users_pool = UpstreamPool(settings.users_base_url, connect_timeout=settings.users_timeout)
+    # The account check, once per order, on the hot-path transport; each call sets its own timeout.
+    users_http = httpx.AsyncClient(
+        base_url=settings.users_base_url,
+        transport=PoolTransport(UpstreamPool(settings.users_base_url, connect_timeout=settings.users_timeout)),
+    )
     try:
         # The cold paths (the JWKS every token check depends on, readiness) on httpx.
         async with httpx.AsyncClient(timeout=settings.users_timeout) as http:
@@ -75,11 +78,11 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 gauge=metrics.breaker_state,
             )
             users = UsersClient(
-                users_pool,
+                users_http,
                 service_token=settings.users_service_token.get_secret_value(),
                 breaker=breaker,
                 timeout=settings.users_timeout,
-                retry=RetryPolicy(retries=settings.users_retries, backoff=settings.users_retry_backoff),
+                retry=UsersRetries(retries=settings.users_retries, backoff=settings.users_retry_backoff),
             )
             # Every access token is verified here again, against the issuer's published keys.
             verifier = TokenVerifier(
@@ -98,5 +101,5 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 gate=TransitionGate(),
             )
     finally:
-        users_pool.close()
+        await users_http.aclose()
         await engine.dispose()

@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 keep-alive client for service-to-service hot paths (see ``pool``)."""
+"""A small HTTP/1.1 keep-alive client for service-to-service hot paths (see ``pool``),
+also as the transport of an ``httpx.AsyncClient`` (``transport``)."""
 
 from shared.http.errors import (
     UpstreamConnectFailed,
@@ -8,9 +9,11 @@ from shared.http.errors import (
     UpstreamTimedOut,
 )
 from shared.http.pool import Header, UpstreamPool, UpstreamResponse
+from shared.http.transport import PoolTransport
 
 __all__ = [
     "Header",
+    "PoolTransport",
     "UpstreamConnectFailed",
     "UpstreamDisconnected",
     "UpstreamError",

@@ -1,8 +1,9 @@
 """The synchronous question orders asks users before storing an order: does this account exist and
 may it order? Bounded retries where safe, a timeout per attempt, and a circuit breaker around it all.
 
-The call goes through ``shared.http.UpstreamPool`` rather than httpx: it runs once per order, and
-httpx cost ~2.1 ms of orders' CPU per call here against ~0.18 ms for the pool (pool.py has figures).
+An ordinary ``httpx.AsyncClient`` call; the lifespan gives the client ``shared.http.PoolTransport``,
+since the call runs once per order and httpx's own transport costs several times its CPU
+(``python -m bench.transport_bench``).
 """
 
 from __future__ import annotations
@@ -12,19 +13,29 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from orders.upstream.breaker import CircuitBreaker, CircuitOpen
 from shared.errors import Forbidden, UpstreamUnavailable
-from shared.http import Header, UpstreamConnectFailed, UpstreamError
 from shared.observability.request_id import current_request_id
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# Retried: the request never arrived (refused, or no connection in time), or users answered 5xx.
+# A read timeout is not: the request may have arrived, and retrying would multiply the wait.
+_NOT_DELIVERED = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 class UserRecord(BaseModel):
@@ -38,24 +49,10 @@ class UsersFailed(Exception):
     """users did not give a usable answer (5xx, unexpected status or body)."""
 
 
-class Answer(Protocol):
-    @property
-    def status(self) -> int: ...
-
-    @property
-    def body(self) -> bytes: ...
-
-
-class Requester(Protocol):
-    """What the client needs of ``shared.http.UpstreamPool`` (unit tests give it a fake)."""
-
-    async def request(
-        self, method: str, target: bytes, headers: list[Header], body: bytes | None, *, timeout: float
-    ) -> Answer: ...
-
-
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class UsersRetries:
+    """How often a failed account check is tried again: after ``backoff`` seconds, then twice that..."""
+
     retries: int = 2
     backoff: float = 0.05
 
@@ -63,20 +60,27 @@ class RetryPolicy:
 class UsersClient:
     def __init__(
         self,
-        pool: Requester,
+        http: httpx.AsyncClient,
         *,
         service_token: str,
         breaker: CircuitBreaker,
         timeout: float = 2.0,
-        retry: RetryPolicy | None = None,
+        retry: UsersRetries | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.pool = pool
+        """``http`` has users' base URL; ``sleep`` waits between retries (tests pass a recorder)."""
+        self.http = http
         self.breaker = breaker
         self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.sleep = sleep
-        self._token_header: Header = (b"x-service-token", service_token.encode("latin-1"))
+        self.service_token = service_token
+        retry = retry or UsersRetries()
+        self._retrying = AsyncRetrying(
+            sleep=sleep,
+            stop=stop_after_attempt(retry.retries + 1),
+            wait=wait_exponential(multiplier=retry.backoff, min=0),
+            retry=retry_if_exception_type(_NOT_DELIVERED) | retry_if_result(lambda r: r.status_code >= 500),
+            retry_error_callback=_last_outcome,
+        )
 
     async def ensure_may_order(self, user_id: uuid.UUID) -> None:
         """403 unless the account exists and is active; 503 when users cannot tell."""
@@ -94,10 +98,17 @@ class UsersClient:
             raise UpstreamUnavailable(
                 "The users service is not answering; try again later.", retry_after=exc.retry_after
             ) from exc
+        headers = {"x-service-token": self.service_token}
+        if request_id := current_request_id():
+            headers["x-request-id"] = request_id
         try:
-            answer = await self._get(f"/internal/users/{user_id}".encode("ascii"))
-            user = self._parse(answer)
-        except (UpstreamError, UsersFailed) as exc:
+            # A fresh copy per call: tenacity keeps a call's state on the instance (per thread, not
+            # per task), so concurrent checks must not share one.
+            response = await self._retrying.copy()(
+                self.http.get, f"/internal/users/{user_id}", headers=headers, timeout=self.timeout
+            )
+            user = self._parse(response)
+        except (httpx.HTTPError, UsersFailed) as exc:
             self.breaker.record_failure()
             log.warning("users check failed", extra={"error": str(exc) or type(exc).__name__})
             raise UpstreamUnavailable(
@@ -107,39 +118,25 @@ class UsersClient:
         self.breaker.record_success()
         return user
 
-    async def _get(self, target: bytes) -> Answer:
-        """GET, retried only when that is safe and useful: the request never arrived (connect error)
-        or users answered 5xx. A timeout is not retried: it would multiply the wait. (The pool itself
-        retries a GET once when a reused keep-alive connection turns out closed before any answer.)"""
-        headers = [self._token_header]
-        request_id = current_request_id()
-        if request_id:
-            headers.append((b"x-request-id", request_id.encode("latin-1")))
-        attempt = 0
-        while True:
-            try:
-                answer = await self.pool.request("GET", target, headers, None, timeout=self.timeout)
-            except UpstreamConnectFailed:
-                if attempt >= self.retry.retries:
-                    raise
-            else:
-                if answer.status < 500 or attempt >= self.retry.retries:
-                    return answer
-            await self.sleep(self.retry.backoff * 2**attempt)
-            attempt += 1
-
     @staticmethod
-    def _parse(answer: Answer) -> UserRecord | None:
-        if answer.status == 404:
+    def _parse(response: httpx.Response) -> UserRecord | None:
+        if response.status_code == httpx.codes.NOT_FOUND:
             return None
-        if answer.status != 200:
+        if response.status_code != httpx.codes.OK:
             # 401 here means our service token is wrong: an operator must fix it, and the client
             # still gets 503 rather than a verdict on its account.
-            raise UsersFailed(f"users answered {answer.status}")
+            raise UsersFailed(f"users answered {response.status_code}")
         try:
-            return UserRecord.model_validate_json(answer.body)
+            return UserRecord.model_validate_json(response.content)
         except ValidationError as exc:
             raise UsersFailed("users answered with an unexpected body") from exc
+
+
+def _last_outcome(state: RetryCallState) -> httpx.Response:
+    """Out of retries: the last answer (a 5xx) as it is, or the last error raised again."""
+    assert state.outcome is not None
+    response: httpx.Response = state.outcome.result()
+    return response
 
 
 async def check_users(http: httpx.AsyncClient, jwks_url: str) -> None:
