@@ -59,6 +59,7 @@ apt-bench:
 
 bench: install apt-bench ## The benchmarks: prints a table of figures per part
 	$(BIN)/python -m bench.gateway_bench
+	$(BIN)/python -m bench.transport_bench
 	$(BIN)/python -m bench.orders_bench
 	$(BIN)/python -m bench.notification_bench
 	$(BIN)/python -m bench.realtime_bench
