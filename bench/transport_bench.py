@@ -30,8 +30,9 @@ from shared.http import PoolTransport, UpstreamPool
 BODY = b'{"id":"%s","email":"bench@example.com","full_name":"Bench","roles":["user"],"is_active":true}' % (
     str(uuid.uuid4()).encode()
 )
-ANSWER = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
+ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(BODY),
+    BODY,
 )
 CLIENTS = ("httpx (default transport)", "httpx on PoolTransport", "UpstreamPool (bare)")
 HEADERS = {"x-service-token": "bench-token", "x-request-id": "bench-request"}
@@ -106,13 +107,15 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[tuple[fl
     calls: dict[str, Call] = dict(zip(CLIENTS, (via_plain, via_fast, via_pool), strict=True))
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in CLIENTS}
     try:
-        for name, call in calls.items():  # warm: connections open, code paths hot
+        for call in calls.values():  # warm: connections open, code paths hot
             await cpu_per_call(call, args.calls // 5, args.concurrency)
         for round_no in range(1, args.rounds + 1):
             for name, call in calls.items():
                 results[name].append(await cpu_per_call(call, args.calls, args.concurrency))
                 cpu, rate = results[name][-1]
-                print(f"round {round_no}: {name}: {cpu:.0f} µs CPU/call, {rate:,.0f} calls/s", file=sys.stderr)
+                print(
+                    f"round {round_no}: {name}: {cpu:.0f} µs CPU/call, {rate:,.0f} calls/s", file=sys.stderr
+                )
     finally:
         await plain.aclose()
         await fast.aclose()

@@ -25,7 +25,7 @@ def ok(payload: bytes) -> bytes:
 class Server:
     """Answers every request with ``reply``; records each request and counts connections."""
 
-    reply: Reply = lambda request: ok(b'{"ok": true}')  # noqa: E731
+    reply: Reply = lambda request: ok(b'{"ok": true}')
     close_after_reply: bool = False
     requests: list[bytes] = field(default_factory=list)
     connections: int = 0
@@ -36,7 +36,11 @@ class Server:
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 length = next(
-                    (int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")),
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.lower().split(b"\r\n")
+                        if line.startswith(b"content-length:")
+                    ),
                     0,
                 )
                 request = head + await reader.readexactly(length)
@@ -64,8 +68,8 @@ async def server() -> AsyncIterator[Server]:
         yield state
 
 
-def client(url: str, **pool: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=url, transport=PoolTransport(UpstreamPool(url, **pool)))
+def client(url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=url, transport=PoolTransport(UpstreamPool(url)))
 
 
 async def test_calls_share_one_keep_alive_connection_and_read_like_httpx(server: Server) -> None:

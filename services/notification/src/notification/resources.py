@@ -74,6 +74,7 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
             http, settings.users_url, settings.users_service_token.get_secret_value(), settings.users_timeout
         )
         handlers = EventHandlers(
+            sessions=sessions,
             directory=directory,
             public_url=settings.public_url,
             email_order_statuses=settings.email_order_statuses,

@@ -66,7 +66,9 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
     # The account check, once per order, on the hot-path transport; each call sets its own timeout.
     users_http = httpx.AsyncClient(
         base_url=settings.users_base_url,
-        transport=PoolTransport(UpstreamPool(settings.users_base_url, connect_timeout=settings.users_timeout)),
+        transport=PoolTransport(
+            UpstreamPool(settings.users_base_url, connect_timeout=settings.users_timeout)
+        ),
     )
     try:
         # The cold paths (the JWKS every token check depends on, readiness) on httpx.

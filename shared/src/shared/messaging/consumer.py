@@ -34,6 +34,9 @@ from shared.service.backoff import Backoff, pause
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
+# Runs before the event's transaction opens: for slow work a handler needs done first (an HTTP call),
+# so no transaction waits on it. It may run for a duplicate too, and raising retries the event.
+Prepare = Callable[[Event], Awaitable[None]]
 
 
 class EventConsumer:
@@ -55,10 +58,12 @@ class EventConsumer:
         metrics: ConsumerMetrics,
         prefetch: int = 256,
         batch_size: int = 100,
+        prepare: Prepare | None = None,
     ) -> None:
         self.amqp_url = amqp_url
         self.topology = topology
         self.handlers = dict(handlers)
+        self.prepare = prepare
         self.sessionmaker = sessionmaker
         self.inbox = inbox
         self.metrics = metrics
@@ -270,6 +275,13 @@ class EventConsumer:
     async def _handle_together(
         self, parsed: Sequence[tuple[AbstractIncomingMessage, Event, Handler]]
     ) -> list[str]:
+        if self.prepare is not None:
+            for _, event, _ in parsed:
+                token = request_id_var.set(event.correlation_id)
+                try:
+                    await self.prepare(event)
+                finally:
+                    request_id_var.reset(token)
         async with unit_of_work(self.sessionmaker) as uow:
             rows = [
                 {"event_id": event.id, "consumer": self.topology.service, "event_type": event.type}
@@ -340,6 +352,8 @@ class EventConsumer:
         )
 
     async def _handle_once(self, event: Event, handler: Handler) -> str:
+        if self.prepare is not None:
+            await self.prepare(event)
         async with unit_of_work(self.sessionmaker) as uow:
             inserted = await uow.session.execute(
                 insert(self.inbox)

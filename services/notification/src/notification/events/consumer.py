@@ -28,4 +28,5 @@ def build_consumer(
         inbox=inbox,
         metrics=metrics,
         prefetch=settings.consumer_prefetch,
+        prepare=handlers.prepare,
     )

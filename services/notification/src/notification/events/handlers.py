@@ -1,5 +1,8 @@
 """What each event does here; every handler runs inside the consumer's transaction (inbox included).
 
+An event that e-mails a user whose address this service has not seen needs the users service first:
+``prepare`` asks it before that transaction opens, so no transaction is held open across the call.
+
 Effects are rows only: the notification (with its notification.created outbox row) and a pending
 e-mail. Both are keyed by the event id, so a redelivered event can never add a second one, even if
 the inbox row were gone. SMTP is never spoken here: the sender does that after the commit.
@@ -12,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification.contacts import service as contacts
 from notification.contacts.directory import UsersDirectory
@@ -40,8 +43,14 @@ Render = Callable[[Contact], templates.RenderedEmail]
 
 class EventHandlers:
     def __init__(
-        self, *, directory: UsersDirectory, public_url: str, email_order_statuses: list[str]
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        directory: UsersDirectory,
+        public_url: str,
+        email_order_statuses: list[str],
     ) -> None:
+        self.sessions = sessions
         self.directory = directory
         self.public_url = public_url
         self.email_order_statuses = frozenset(email_order_statuses)
@@ -55,6 +64,21 @@ class EventHandlers:
             event_type_name(OrderStatusChanged): self.order_status_changed,
             event_type_name(NotificationRequested): self.notification_requested,
         }
+
+    async def prepare(self, event: Event) -> None:
+        """Before the event's transaction: learn the address of the user it e-mails, if not known."""
+        if (user_id := self._recipient(event)) is not None:
+            await contacts.learn(self.sessions, self.directory, user_id)
+
+    def _recipient(self, event: Event) -> uuid.UUID | None:
+        """The user this event e-mails through ``_email``, if it e-mails anyone."""
+        if isinstance(event, OrderCreated) and event.data.status in self.email_order_statuses:
+            return event.data.user_id
+        if isinstance(event, OrderStatusChanged) and event.data.to_status in self.email_order_statuses:
+            return event.data.user_id
+        if isinstance(event, NotificationRequested) and "email" in event.data.channels:
+            return event.data.user_id
+        return None
 
     async def user_registered(self, event: Event, uow: UnitOfWork) -> None:
         assert isinstance(event, UserRegistered)
@@ -100,7 +124,7 @@ class EventHandlers:
             data=data,
             source_event_id=event.id,
         )
-        if order.status in self.email_order_statuses:
+        if self._recipient(event) is not None:
             total = wording.money(order.total_cents, order.currency)
             await self._email(
                 uow.session,
@@ -127,7 +151,7 @@ class EventHandlers:
             data=data,
             source_event_id=event.id,
         )
-        if change.to_status in self.email_order_statuses:
+        if self._recipient(event) is not None:
             await self._email(
                 uow.session,
                 event,
@@ -148,7 +172,7 @@ class EventHandlers:
                 data=request.data,
                 source_event_id=event.id,
             )
-        if "email" in request.channels:
+        if self._recipient(event) is not None:
 
             def render(contact: Contact) -> templates.RenderedEmail:
                 return templates.message(full_name=contact.full_name, title=request.title, body=request.body)
@@ -172,8 +196,8 @@ class EventHandlers:
         return render
 
     async def _email(self, session: AsyncSession, event: Event, user_id: uuid.UUID, render: Render) -> None:
-        """Queue an e-mail to the user; raises (and so retries the event) when users cannot answer."""
-        contact = await contacts.find(session, self.directory, user_id)
+        """Queue an e-mail to the user at the address ``prepare`` made sure of, if there is one."""
+        contact = await contacts.find(session, user_id)
         if contact is None:
             log.warning("no address to e-mail", extra={"event_id": str(event.id), "user_id": str(user_id)})
             return

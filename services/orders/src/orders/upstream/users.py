@@ -104,7 +104,7 @@ class UsersClient:
         try:
             # A fresh copy per call: tenacity keeps a call's state on the instance (per thread, not
             # per task), so concurrent checks must not share one.
-            response = await self._retrying.copy()(
+            response: httpx.Response = await self._retrying.copy()(
                 self.http.get, f"/internal/users/{user_id}", headers=headers, timeout=self.timeout
             )
             user = self._parse(response)
