@@ -345,3 +345,34 @@ async def test_a_consumer_stopped_right_after_its_acks_leaves_nothing_handled_in
             await stop(consumer, task)
         await asyncio.sleep(0.5)  # what the broker takes back comes back by then
         assert await queue_depth(env.amqp_url, queue) == 0, f"round {round_no}: handled deliveries came back"
+
+
+async def test_prepare_runs_before_the_transaction_and_its_failure_retries_the_event(env: Env) -> None:
+    registry = CollectorRegistry()
+    handler = FlakyHandler(env.effects, failures=0)
+    held: list[int] = []  # pooled connections checked out while prepare ran
+
+    async def prepare(event: Event) -> None:
+        held.append(env.engine.pool.checkedout())  # type: ignore[attr-defined]
+        if len(held) == 1:
+            raise RuntimeError("the upstream it asks is down")
+
+    consumer = EventConsumer(
+        amqp_url=env.amqp_url,
+        topology=Topology(env.service, ["user.deactivated"], retry_delays=(0.1, 0.2)),
+        handlers={"user.deactivated": handler},
+        sessionmaker=make_sessionmaker(env.engine),
+        inbox=env.inbox,
+        metrics=ConsumerMetrics.create(registry),
+        prepare=prepare,
+    )
+    task = await running(consumer)
+    try:
+        event = deactivated()
+        await publish(env.amqp_url, event.model_dump_json().encode(), str(event.id))
+        await eventually(lambda: handler.calls == 1)
+        await eventually(lambda: count(env.engine, env.effects))
+        assert held == [0, 0]
+        assert registry.get_sample_value("events_retried_total", {"consumer": env.service}) == 1
+    finally:
+        await stop(consumer, task)
