@@ -8,7 +8,8 @@ README). Orders first asked users over httpx: ~2.1 ms of orders' CPU per call, a
 this client (same users service, 16 concurrent calls). It sends one pre-joined write per request and
 parses the answer with the same httptools parser uvicorn uses. It speaks only what our services
 speak: plain HTTP/1.1, Content-Length or chunked bodies, no TLS, no proxies, no redirects, no
-cookies. httpx stays for the cold paths (JWKS, OpenAPI, readiness).
+cookies. Services call each other through httpx; where the call is hot, with this pool as its
+transport (``shared.http.transport``); the gateway's proxy uses the pool itself (gateway/README.md).
 """
 
 from __future__ import annotations
