@@ -21,10 +21,10 @@ from .conftest import Database, NotificationDb
 USER = uuid.uuid4()
 ACCOUNT = {"id": str(USER), "email": "ada@example.com", "full_name": "Ada", "is_active": True}
 
-Answer = httpx.Response | type[httpx.TransportError]
+Scripted = httpx.Response | type[httpx.TransportError]
 
 
-def directory(answer: Answer, seen: list[httpx.Request] | None = None) -> UsersDirectory:
+def directory(answer: Scripted, seen: list[httpx.Request] | None = None) -> UsersDirectory:
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
@@ -66,7 +66,7 @@ async def test_an_unknown_user_is_none() -> None:
         httpx.ReadTimeout,
     ],
 )
-async def test_anything_else_is_upstream_unavailable(answer: Answer) -> None:
+async def test_anything_else_is_upstream_unavailable(answer: Scripted) -> None:
     with pytest.raises(UpstreamUnavailable):
         await directory(answer).lookup(USER)
 
