@@ -39,7 +39,7 @@ from shared.service.settings import DEFAULT_AMQP_URL
 def event_for(user_id: uuid.UUID) -> OrderStatusChanged:
     return OrderStatusChanged(
         data=OrderStatusChangedData(
-            order_id=uuid.uuid4(), user_id=user_id, from_status="pending", to_status="paid"
+            order_id=uuid.uuid4(), user_id=user_id, from_status="pending", to_status="paid", reason="user"
         )
     )
 

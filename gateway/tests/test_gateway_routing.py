@@ -34,6 +34,20 @@ def table() -> RoutingTable:
         ("/api/v1/notifications/unread-count", "/api/v1/notifications/*", "notification", False),
         ("/api/v1/events/stream", "/api/v1/events/*", "realtime", False),
         ("/ws", "/ws", "realtime", False),
+        ("/api/v1/admin/jobs/users", "/api/v1/admin/jobs/users/*", "users", False),
+        ("/api/v1/admin/jobs/orders/purge-outbox/run", "/api/v1/admin/jobs/orders/*", "orders", False),
+        (
+            "/api/v1/admin/jobs/notification/daily-report/runs",
+            "/api/v1/admin/jobs/notification/*",
+            "notification",
+            False,
+        ),
+        (
+            "/api/v1/admin/jobs/realtime/trim-streams/pause",
+            "/api/v1/admin/jobs/realtime/*",
+            "realtime",
+            False,
+        ),
     ],
 )
 def test_routes_match_the_contract(
@@ -56,6 +70,10 @@ def test_routes_match_the_contract(
         "/api/v1/orders/metrics",
         "/api/v1/notifications/readyz",
         "/api/v1/usersfoo",
+        "/api/v1/admin/jobs",
+        "/api/v1/admin/jobs/gateway",
+        "/api/v1/admin/jobs/ordersx/purge-outbox/run",
+        "/api/v1/admin/jobs/orders/metrics",
         "/healthz",
         "/metrics",
         "/",

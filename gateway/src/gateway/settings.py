@@ -35,6 +35,11 @@ DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(pattern="/api/v1/notifications/*", upstream="notification"),
     RouteSpec(pattern="/api/v1/events/*", upstream="realtime", stream=True),
     RouteSpec(pattern="/ws", upstream="realtime", websocket=True),
+    # Contract section 8: each service serves the admin API of its own scheduled jobs.
+    *(
+        RouteSpec(pattern=f"/api/v1/admin/jobs/{service}/*", upstream=service)
+        for service in ("users", "orders", "notification", "realtime")
+    ),
 )
 
 

@@ -226,5 +226,11 @@ async def test_openapi_documents_every_endpoint_with_a_summary(api: Any) -> None
         ("post", "/api/v1/orders/{order_id}/cancel"),
         ("post", "/api/v1/orders/{order_id}/ship"),
         ("post", "/api/v1/orders/{order_id}/deliver"),
+        ("get", "/api/v1/admin/jobs/orders"),
+        ("post", "/api/v1/admin/jobs/orders/{name}/pause"),
+        ("post", "/api/v1/admin/jobs/orders/{name}/resume"),
+        ("post", "/api/v1/admin/jobs/orders/{name}/run"),
+        ("put", "/api/v1/admin/jobs/orders/{name}/schedule"),
+        ("get", "/api/v1/admin/jobs/orders/{name}/runs"),
     }
     assert all(op.get("description") for op in operations.values())

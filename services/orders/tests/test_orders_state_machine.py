@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -18,11 +19,17 @@ from orders.order.models import (
 )
 from shared.messaging.events import OrderCreated, OrderStatusChanged
 
-ACTIONS = {
+ACTIONS: dict[OrderStatus, Callable[[Order], None]] = {
     OrderStatus.PAID: Order.pay,
     OrderStatus.SHIPPED: Order.ship,
     OrderStatus.DELIVERED: Order.deliver,
-    OrderStatus.CANCELLED: Order.cancel,
+    OrderStatus.CANCELLED: lambda order: order.cancel("user"),
+}
+REASONS = {
+    OrderStatus.PAID: "user",
+    OrderStatus.SHIPPED: "admin",
+    OrderStatus.DELIVERED: "admin",
+    OrderStatus.CANCELLED: "user",
 }
 
 ALLOWED = {
@@ -84,6 +91,7 @@ def test_allowed_transition_moves_and_records_an_event(current: OrderStatus, tar
     [event] = order.pull_events()
     assert isinstance(event, OrderStatusChanged)
     assert (event.data.from_status, event.data.to_status) == (current.value, target.value)
+    assert event.data.reason == REASONS[target]
     assert (event.data.order_id, event.data.user_id) == (order.id, order.user_id)
 
 

@@ -52,8 +52,8 @@ async def truncate(db: UsersDb) -> None:
     conn = await asyncpg.connect(db.admin_url)
     try:
         await conn.execute(
-            "TRUNCATE users.users, users.refresh_tokens, users.login_failures, users.outbox"
-            " RESTART IDENTITY CASCADE"
+            "TRUNCATE users.users, users.refresh_tokens, users.login_failures, users.outbox,"
+            " users.jobs, users.job_runs RESTART IDENTITY CASCADE"
         )
     finally:
         await conn.close()

@@ -60,3 +60,13 @@ async def test_any_configured_token_works(run_app: Any) -> None:
 async def test_internal_routes_are_not_in_the_openapi_document(client: Any) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert not [path for path in paths if path.startswith("/internal")]
+
+
+async def test_internal_admins_names_the_active_admins_only(admin_api: Any) -> None:
+    api, admin = admin_api
+    await api.register("plain@example.com")
+    listed = await api.client.get("/internal/admins", headers={"X-Service-Token": TOKEN})
+    assert listed.status_code == 200
+    assert [a["email"] for a in listed.json()["items"]] == ["root@example.com"]
+    assert (await api.client.get("/internal/admins")).status_code == 401
+    assert (await api.client.get("/internal/admins", headers=admin)).status_code == 401

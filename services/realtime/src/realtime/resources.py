@@ -11,6 +11,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from realtime import jobs
 from realtime.delivery.hub import Hub
 from realtime.metrics import RealtimeMetrics, TransportMetrics
 from realtime.runtime import Runtime
@@ -18,6 +19,8 @@ from realtime.settings import SCHEMA, Settings
 from realtime.streams.store import StreamStore
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
+from shared.jobs.metrics import JobMetrics
+from shared.jobs.scheduler import Scheduler
 from shared.messaging.consumer_metrics import ConsumerMetrics
 from shared.web.health import ReadinessCheck
 
@@ -28,10 +31,15 @@ class Metrics:
 
     realtime: RealtimeMetrics
     consumer: ConsumerMetrics
+    jobs: JobMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
-        return cls(realtime=RealtimeMetrics.create(registry), consumer=ConsumerMetrics.create(registry))
+        return cls(
+            realtime=RealtimeMetrics.create(registry),
+            consumer=ConsumerMetrics.create(registry),
+            jobs=JobMetrics.create(registry),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,8 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     metrics: Metrics
     runtime: Runtime
+    # Run by the supervisor (realtime.workers); the admin jobs API steers it.
+    scheduler: Scheduler
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -77,6 +87,7 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                     ws_metrics=TransportMetrics.bind(metrics.realtime, "ws"),
                     sse_metrics=TransportMetrics.bind(metrics.realtime, "sse"),
                 ),
+                scheduler=jobs.scheduler(settings, engine, metrics.jobs),
             )
             # After the workers (the supervisor stops them before this runs).
             await hub.close()

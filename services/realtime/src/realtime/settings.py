@@ -54,7 +54,6 @@ class Settings(DatabaseServiceSettings):
     # Retention of each user's stream: events older than this, or beyond this many per user, go.
     retention_max_age: timedelta = timedelta(days=7)
     retention_max_events: int = Field(default=1000, ge=1)
-    trim_interval: float = Field(default=300.0, gt=0)
 
     consumer_prefetch: int = Field(default=64, ge=1)
     # Events stored per transaction. 1 by default: a batch reaches a user's connections as one burst,

@@ -1,15 +1,12 @@
 """The background work of a replica, for the app's supervisor: the event consumer, the LISTEN
-connection, the retention job."""
+connection, the scheduled jobs (trim-streams)."""
 
 from __future__ import annotations
-
-import functools
 
 from realtime.delivery.listener import NotifyListener
 from realtime.resources import Metrics, Resources
 from realtime.streams.ingest import build_consumer
-from realtime.streams.retention import RetentionPolicy, trim_and_log
-from shared.service.supervisor import Worker, periodic, worker
+from shared.service.supervisor import Worker, worker
 
 
 def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
@@ -22,15 +19,8 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
         on_connect=hub.resync,
         metrics=metrics.realtime,
     )
-    policy = RetentionPolicy(max_age=settings.retention_max_age, max_events=settings.retention_max_events)
     return [
         worker("event-consumer", consumer, readiness="broker", check=consumer.check),
         worker("listener", listener, readiness="listener", check=listener.check),
-        # The first round at start, as before: a replica that restarts often still trims.
-        periodic(
-            "retention",
-            settings.trim_interval,
-            functools.partial(trim_and_log, resources.engine, policy),
-            first_after=0,
-        ),
+        worker("jobs", resources.scheduler),
     ]

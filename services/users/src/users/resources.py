@@ -12,9 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth.verifier import StaticKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
+from shared.jobs.metrics import JobMetrics
+from shared.jobs.scheduler import Scheduler
 from shared.messaging.broker import BrokerLink
 from shared.messaging.outbox_metrics import OutboxMetrics
 from shared.web.health import ReadinessCheck
+from users import jobs
 from users.accounts.admin import ensure_admin
 from users.accounts.passwords import Passwords
 from users.settings import SCHEMA, Settings
@@ -30,10 +33,11 @@ class Metrics:
     """Registered once per app, so a second lifespan of the same app reuses them."""
 
     outbox: OutboxMetrics
+    jobs: JobMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
-        return cls(outbox=OutboxMetrics.create(registry))
+        return cls(outbox=OutboxMetrics.create(registry), jobs=JobMetrics.create(registry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +54,15 @@ class Resources:
     verifier: TokenVerifier
     client_ip: ClientIpResolver
     broker: BrokerLink
+    # Run by the supervisor (users.workers); the admin jobs API steers it.
+    scheduler: Scheduler
 
     def readiness(self) -> dict[str, ReadinessCheck]:
         return {"database": functools.partial(ping, self.engine), "broker": self.broker.exchange}
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+async def open_resources(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[Resources]:
     keys = load_key_set(settings)
     passwords = await Passwords.create(settings.argon2_profile)
     engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
@@ -93,6 +99,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             ),
             client_ip=ClientIpResolver(settings.trusted_proxies),
             broker=broker,
+            scheduler=jobs.scheduler(settings, engine, metrics.jobs if metrics else None),
         )
         if settings.admin_email and settings.admin_password:
             await ensure_admin(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -108,7 +109,7 @@ async def pay(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> 
 
 async def cancel(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
     order = await get_order(session, caller, order_id)
-    order.cancel()
+    order.cancel("user" if order.user_id == caller.user_id else "admin")
     return await _save(session, order)
 
 
@@ -129,7 +130,18 @@ async def cancel_pending_of_user(session: AsyncSession, user_id: uuid.UUID) -> i
     repo = OrderRepository(session)
     orders = await repo.pending_of_user(user_id)
     for order in orders:
-        order.cancel()
+        order.cancel("user_deactivated")
+    await repo.flush()
+    await record_events(session, *orders)
+    return len(orders)
+
+
+async def expire_unpaid(session: AsyncSession, cutoff: datetime, limit: int) -> int:
+    """Cancel up to ``limit`` orders left pending since before ``cutoff`` (reason ``expired``)."""
+    repo = OrderRepository(session)
+    orders = await repo.unpaid_since_before(cutoff, limit)
+    for order in orders:
+        order.cancel("expired")
     await repo.flush()
     await record_events(session, *orders)
     return len(orders)

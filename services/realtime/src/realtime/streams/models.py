@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from realtime.settings import SCHEMA
 from shared.db.engine import schema_metadata
+from shared.jobs.tables import job_runs_table, jobs_table
 from shared.messaging.inbox import inbox_table
 
 METADATA = schema_metadata(SCHEMA)
@@ -51,3 +52,7 @@ STREAM_EVENTS = Table(
 )
 
 INBOX = inbox_table(METADATA)
+
+# The scheduled jobs' state and runs (shared.jobs).
+JOBS = jobs_table(METADATA)
+JOB_RUNS = job_runs_table(METADATA)

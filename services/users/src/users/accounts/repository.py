@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.db.pagination import Cursor
-from users.accounts.models import User
+from users.accounts.models import ROLE_ADMIN, User
 
 EMAIL_INDEX = "ix_users_email_lower"
 
@@ -41,6 +41,20 @@ async def internal_view(conn: AsyncConnection, user_id: uuid.UUID) -> InternalRo
     endpoint's cost besides the round trips.
     """
     return (await conn.execute(_INTERNAL_VIEW, {"user_id": user_id})).first()
+
+
+# At most this many admins are named to another service (the daily report's recipients).
+MAX_ADMINS = 1000
+
+
+async def active_admins(conn: AsyncConnection) -> list[InternalRow]:
+    stmt = (
+        select(User.id, User.email, User.full_name, User.roles, User.is_active)
+        .where(User.roles.contains([ROLE_ADMIN]), User.is_active.is_(True))
+        .order_by(User.created_at, User.id)
+        .limit(MAX_ADMINS)
+    )
+    return list((await conn.execute(stmt)).all())
 
 
 class UserRepository:

@@ -12,7 +12,7 @@ from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, Validatio
 from users import outbox
 from users.accounts.models import ROLE_USER, User
 from users.accounts.passwords import Passwords
-from users.accounts.repository import EmailTaken, InternalRow, UserRepository, internal_view
+from users.accounts.repository import EmailTaken, InternalRow, UserRepository, active_admins, internal_view
 from users.accounts.schemas import ChangePasswordRequest, RegisterRequest, UpdateMeRequest, UserOut
 from users.throttling.service import LoginThrottle
 from users.tokens.repository import RefreshTokenRepository
@@ -116,3 +116,9 @@ async def list_users(session: AsyncSession, params: PageParams) -> Page[UserOut]
     items, more = rows[: params.limit], len(rows) > params.limit
     next_cursor = Cursor(items[-1].created_at, items[-1].id).encode() if more else None
     return Page[UserOut](items=[UserOut.model_validate(u) for u in items], next_cursor=next_cursor)
+
+
+async def admins_for_service(reads: AsyncEngine) -> list[InternalRow]:
+    """The active admins, for a service that writes to them (notification's daily report)."""
+    async with reads.connect() as conn:
+        return await active_admins(conn)

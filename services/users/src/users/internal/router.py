@@ -49,3 +49,14 @@ async def read_user(user_id: uuid.UUID, resources: ResourcesDep) -> Response:
     user = InternalUser.model_validate(await service.read_for_service(resources.reads, user_id))
     # Serialised once, here: FastAPI would validate and encode the model again for response_model.
     return Response(user.model_dump_json(), media_type="application/json")
+
+
+class InternalUsers(BaseModel):
+    items: list[InternalUser]
+
+
+@router.get("/admins", response_model=InternalUsers)
+async def read_admins(resources: ResourcesDep) -> InternalUsers:
+    """Every active admin account (notification sends them the daily report)."""
+    rows = await service.admins_for_service(resources.reads)
+    return InternalUsers(items=[InternalUser.model_validate(row) for row in rows])
