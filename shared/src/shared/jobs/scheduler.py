@@ -87,7 +87,8 @@ class Scheduler:
         self.poll = poll
         self.retention = retention
         self.stop_grace = stop_grace
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # Names the replica in a lease and a run (a column of 200 characters).
+        self.owner = (owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")[-200:]
         self._synced = False
         self._sync_lock = asyncio.Lock()
         self._running: dict[uuid.UUID, asyncio.Task[RunRecord | None]] = {}
