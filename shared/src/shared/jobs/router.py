@@ -12,12 +12,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Request, status
 from pydantic import BaseModel, Field, field_validator
 
-from shared.auth.dependencies import admin_principal
-from shared.db.pagination import Page, PageParamsDep
+from shared.db.pagination import Page
 from shared.jobs.job import NAME
 from shared.jobs.schedule import InvalidSchedule, Schedule
 from shared.jobs.scheduler import JobView, Scheduler, UnknownJob
 from shared.jobs.store import RunRecord
+from shared.service.dependencies import PageParamsDep, admin_principal
 
 RunStatus = Literal["running", "succeeded", "failed"]
 
