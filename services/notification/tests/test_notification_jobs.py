@@ -22,7 +22,6 @@ from shared.messaging.events import (
     UserRegisteredData,
 )
 from shared.testing.clock import FakeClock
-
 from shared.testing.users import SERVICE_TOKEN, UsersStandIn
 from shared.testing.waits import eventually
 

@@ -25,7 +25,8 @@ async def finished_run(
     for _ in range(200):
         response = await client.get(f"{JOBS}/{job}/runs", headers=headers)
         assert response.status_code == 200, response.text
-        [run] = [r for r in response.json()["items"] if r["id"] == run_id]
+        runs: list[dict[str, Any]] = response.json()["items"]
+        [run] = [r for r in runs if r["id"] == run_id]
         if run["status"] != "running":
             return run
         await asyncio.sleep(0.05)

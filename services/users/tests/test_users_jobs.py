@@ -17,7 +17,9 @@ async def run_job(api: Any, admin: dict[str, str], name: str) -> dict[str, Any]:
     started = await api.client.post(f"{JOBS}/{name}/run", headers=admin)
     assert started.status_code == 202, started.text
     for _ in range(200):
-        runs = (await api.client.get(f"{JOBS}/{name}/runs", headers=admin)).json()["items"]
+        runs: list[dict[str, Any]] = (await api.client.get(f"{JOBS}/{name}/runs", headers=admin)).json()[
+            "items"
+        ]
         [run] = [r for r in runs if r["id"] == started.json()["run_id"]]
         if run["status"] != "running":
             return run

@@ -1,8 +1,8 @@
 """A stand-in for the users service as the other services see it, under a real uvicorn server.
 
 It publishes the JWKS of a ``TokenIssuer`` and answers ``/internal/users/{id}`` and ``/internal/admins``
-as users does, for the accounts a test gives it. Knobs make it fail (every call, or one user's next few) or answer slowly,
-and it records each internal call, so tests assert on what actually reached it.
+as users does, for the accounts a test gives it. Knobs make it fail (every call, or one user's next
+few) or answer slowly, and it records each internal call, so tests assert on what actually reached it.
 """
 
 from __future__ import annotations
