@@ -147,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
             amqp_url=amqp_url,
             components=[c for c in COMPONENTS if c.name == "notification"],
             ports={c.name: free_port() for c in COMPONENTS},
-            env={"LOG_LEVEL": "WARNING", "APP_ENV": "development", "SMTP_PORT": str(free_port())},
+            env={
+                "LOG_LEVEL": "WARNING",
+                "APP_ENV": "development",
+                "RATE_LIMIT_SCALE": "1000",
+                "SMTP_PORT": str(free_port()),
+            },
             log_dir=workdir / "logs",
         )
         cleanup.callback(stack.stop_all)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
 from dataclasses import dataclass
+
+from shared.web.client_address import TrustedProxies
 
 Header = tuple[bytes, bytes]
 
@@ -37,29 +37,6 @@ def _is_hop(name: bytes) -> bool:
     return name in HOP_BY_HOP or name.startswith(b"proxy-")
 
 
-class TrustedProxies:
-    """Peers whose X-Forwarded-For is extended rather than replaced (a load balancer in front)."""
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        self._networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
-        self._verdicts: dict[str, bool] = {}
-
-    def __contains__(self, peer: str) -> bool:
-        if not self._networks:
-            return False
-        verdict = self._verdicts.get(peer)
-        if verdict is None:
-            try:
-                address = ipaddress.ip_address(peer)
-            except ValueError:
-                return False
-            verdict = any(address in network for network in self._networks)
-            if len(self._verdicts) > 4096:
-                self._verdicts.clear()
-            self._verdicts[peer] = verdict
-        return verdict
-
-
 @dataclass(slots=True)
 class ForwardedRequest:
     """What the proxy needs from the client's headers, gathered in one pass."""
@@ -75,8 +52,9 @@ def upstream_request_headers(
 ) -> ForwardedRequest:
     """Client headers (ASGI: lower-case names) to send upstream, with X-Forwarded-* and the request id.
 
-    X-Forwarded-For is the peer's address alone unless the peer is a trusted proxy: the gateway is the
-    public entry, and services (login throttling) believe the first address in it.
+    X-Forwarded-For is the peer's address alone unless the peer is a trusted proxy, whose list is then
+    extended: services trust the gateway and take the right-most address that is not a trusted proxy
+    (``shared.web.client_address``), so whatever a client writes into the header itself is never believed.
     """
     out: list[Header] = []
     host = forwarded_for = authorization = connection = None

@@ -12,7 +12,7 @@ import time
 
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.headers import TrustedProxies, client_response_headers, upstream_request_headers
+from gateway.headers import client_response_headers, upstream_request_headers
 from gateway.routing import Route
 from gateway.runtime import GatewayRuntime
 from gateway.streaming import stream_response
@@ -22,6 +22,7 @@ from shared.errors import AppError, Unauthorized
 from shared.http import UpstreamError
 from shared.observability.request_id import current_request_id
 from shared.observability.tracing import TracerCache, client_span
+from shared.web.client_address import TrustedProxies
 from shared.web.problems import problem_response
 
 
