@@ -34,6 +34,8 @@ from shared.web.health import Lifecycle
 
 log = logging.getLogger(__name__)
 
+MAX_CLIENT_FRAME_BYTES = 16 * 1024
+
 
 def uvicorn_options(settings: BaseServiceSettings, *, port: int, **overrides: Any) -> dict[str, Any]:
     """The project's uvicorn settings; ``overrides`` add to or replace them (realtime: WebSocket limits)."""
@@ -47,6 +49,9 @@ def uvicorn_options(settings: BaseServiceSettings, *, port: int, **overrides: An
         "http": LimitedHttpToolsProtocol,
         # The same size limit should anyone switch to h11 (which answers 400 rather than 431).
         "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        # Largest WebSocket message a client may send (contract section 4: larger closes with 1009);
+        # uvicorn's default, 16 MiB, is buffered whole before the app sees it.
+        "ws_max_size": MAX_CLIENT_FRAME_BYTES,
         "proxy_headers": False,
         "server_header": False,
         # uvicorn drains in-flight requests on SIGTERM/SIGINT, then runs the lifespan shutdown.
