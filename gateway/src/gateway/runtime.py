@@ -100,8 +100,10 @@ class GatewayRuntime:
         return {"users_jwks": self.check_jwks}
 
     async def check_jwks(self) -> None:
-        """Readiness: the users service hands out its signing keys."""
-        response = await self.http.get(self.settings.jwks_url)
-        response.raise_for_status()
-        if not response.json().get("keys"):
-            raise RuntimeError("the JWKS has no keys")
+        """Readiness: the gateway holds the issuer's signing keys, fetched now or earlier.
+
+        Once fetched, keys stay cached while users is down and still verify tokens, so a users outage
+        does not take the whole API out of rotation (contract section 3); only a gateway that has never
+        obtained a key cannot verify anything.
+        """
+        await self.verifier.keys.get_keys()
