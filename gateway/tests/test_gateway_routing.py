@@ -162,3 +162,28 @@ def test_the_gateways_own_probes_answer(client: httpx.Client) -> None:
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"users_jwks": "ok"}
     assert "http_requests" in client.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1:8001/api/v1/users/redirect/",  # an upstream's own address
+        "//10.0.0.7/api/v1/users/me",  # scheme-relative, still another host
+        "/api/v1/users/redirect/",  # a trailing-slash redirect
+    ],
+)
+def test_an_upstream_redirect_to_an_internal_address_or_a_trailing_slash_is_not_forwarded(
+    client: httpx.Client, auth: dict[str, str], location: str
+) -> None:
+    response = client.get("/api/v1/users/redirect", params={"to": location}, headers=auth)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "location" not in response.headers
+    assert "127.0.0.1:8001" not in response.text
+    assert "10.0.0.7" not in response.text
+
+
+def test_a_relative_redirect_elsewhere_passes(client: httpx.Client, auth: dict[str, str]) -> None:
+    response = client.get("/api/v1/users/redirect", params={"to": "/api/v1/users/me"}, headers=auth)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/api/v1/users/me"

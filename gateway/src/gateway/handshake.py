@@ -14,13 +14,15 @@ _TITLES = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests", 503:
 class Refused(AppError):
     """The realtime service (or the gateway's own token check) refused the handshake with ``status``."""
 
-    def __init__(self, status: int, detail: str | None = None) -> None:
+    def __init__(self, status: int, detail: str | None = None, *, retry_after: str | None = None) -> None:
         super().__init__(detail or "The realtime service refused the connection.")
         self.status = status
         self.title = _TITLES.get(status, "Refused")
         self.type_slug = {401: "unauthorized", 429: "rate-limited"}.get(status, "websocket-refused")
         if status == 401:
             self.headers = {"WWW-Authenticate": "Bearer"}
+        elif retry_after is not None and retry_after.isascii() and retry_after.isdigit():
+            self.headers = {"Retry-After": retry_after}
 
 
 async def deny_websocket(scope: Scope, send: Send, error: AppError) -> None:

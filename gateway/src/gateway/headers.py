@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
 from shared.web.client_address import TrustedProxies
 
@@ -108,3 +109,28 @@ def client_response_headers(raw: list[Header]) -> list[Header]:
         listed = _connection_tokens(connection)
         out = [(name, value) for name, value in out if name not in listed]
     return out
+
+
+def leaks_internal_redirect(headers: list[Header], request_path: str) -> bool:
+    """Whether an upstream's redirect must not reach the client (contract section 3).
+
+    An upstream knows only its own address, so an absolute ``Location`` points at an internal one;
+    and a trailing-slash redirect (FastAPI's ``redirect_slashes``) is an upstream's routing detail.
+    """
+    location = next((value for name, value in headers if name == b"location"), None)
+    if location is None:
+        return False
+    target = urlsplit(location.decode("latin-1").strip())
+    if target.scheme or target.netloc or target.path.startswith("//"):
+        return True
+    return target.path.rstrip("/") == request_path.rstrip("/")
+
+
+def query_param(query_string: bytes, name: str) -> str | None:
+    """The first value of ``name`` in a query string (percent-decoded), or None."""
+    if not query_string:
+        return None
+    for key, value in parse_qsl(query_string.decode("latin-1")):
+        if key == name:
+            return value or None
+    return None

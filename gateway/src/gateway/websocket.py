@@ -19,14 +19,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from urllib.parse import parse_qsl
 
 from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from gateway.handshake import Refused, deny_websocket
-from gateway.headers import upstream_request_headers
+from gateway.headers import query_param, upstream_request_headers
 from gateway.runtime import GatewayRuntime
 from shared.auth.verifier import bearer_token
 from shared.errors import AppError, UpstreamUnavailable
@@ -87,13 +86,15 @@ class WebSocketProxy:
                 proxy=None,
             )
         except InvalidStatus as exc:
-            # The service refused the handshake (its own token check): the client learns the same.
-            await deny_websocket(scope, send, Refused(exc.response.status_code))
+            # The service refused the handshake (its own token check, its connection cap): the client
+            # learns the same, with the time to wait when there is one.
+            retry_after = exc.response.headers.get("Retry-After")
+            await deny_websocket(scope, send, Refused(exc.response.status_code, retry_after=retry_after))
             return
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             log.warning("websocket upstream failed", extra={"upstream": route.upstream, "error": str(exc)})
-            error = UpstreamUnavailable(f"The {route.upstream} service cannot be reached.")
-            await deny_websocket(scope, send, error)
+            unavailable = UpstreamUnavailable(f"The {route.upstream} service cannot be reached.")
+            await deny_websocket(scope, send, unavailable)
             return
         _limit_receive_buffer(upstream)
         async with upstream:
@@ -104,7 +105,7 @@ class WebSocketProxy:
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
         if token is None:
             # Browsers cannot set headers on a WebSocket: the contract allows ?token=.
-            token = next((value for name, value in parse_qsl(query) if name == "token"), None)
+            token = query_param(query.encode("latin-1"), "token")
         if not token:
             raise Refused(401, "An access token is required.")
         await self.runtime.verifier.verify(token)

@@ -109,6 +109,10 @@ def standin_app(name: str, jwks: dict[str, Any], recorder: Recorder) -> Starlett
         }
         return Response(b"hop", headers={**headers, "Proxy-Authenticate": "Basic"})
 
+    async def redirect(request: Request) -> Response:
+        await record(request)
+        return Response(status_code=307, headers={"Location": request.query_params["to"]})
+
     async def events(request: Request) -> Response:
         await record(request)
         count = int(request.query_params.get("count", "2"))
@@ -146,6 +150,7 @@ def standin_app(name: str, jwks: dict[str, Any], recorder: Recorder) -> Starlett
             Route("/openapi.json", openapi),
             Route("/api/v1/users/slow", slow),
             Route("/api/v1/users/hop", hop_by_hop),
+            Route("/api/v1/users/redirect", redirect),
             Route("/api/v1/events/stream", events),
             Route("/{path:path}", echo, methods=ALL_METHODS),
         ]
