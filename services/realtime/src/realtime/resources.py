@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from realtime import jobs
 from realtime.delivery.hub import Hub
+from realtime.delivery.leases import ConnectionLeases
 from realtime.metrics import RealtimeMetrics, TransportMetrics
 from realtime.runtime import Runtime
 from realtime.settings import SCHEMA, Settings
@@ -84,6 +85,9 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                     verifier=verifier,
                     store=store,
                     hub=hub,
+                    leases=ConnectionLeases(
+                        engine, limit=settings.max_connections_per_user, ttl=settings.connection_lease_ttl
+                    ),
                     ws_metrics=TransportMetrics.bind(metrics.realtime, "ws"),
                     sse_metrics=TransportMetrics.bind(metrics.realtime, "sse"),
                 ),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from realtime.delivery.hub import Hub
+from realtime.delivery.leases import ConnectionLeases
 from realtime.metrics import TransportMetrics
 from realtime.settings import Settings
 from realtime.streams.store import StreamStore
@@ -19,6 +20,7 @@ class Runtime:
     verifier: TokenVerifier
     store: StreamStore
     hub: Hub
+    leases: ConnectionLeases
     ws_metrics: TransportMetrics
     sse_metrics: TransportMetrics
 

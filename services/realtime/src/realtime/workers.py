@@ -22,5 +22,7 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
     return [
         worker("event-consumer", consumer, readiness="broker", check=consumer.check),
         worker("listener", listener, readiness="listener", check=listener.check),
+        # Renews this replica's connection leases and deletes released ones (the per-user cap).
+        worker("stream-leases", resources.runtime.leases),
         worker("jobs", resources.scheduler),
     ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from starlette.datastructures import Headers, QueryParams
 
+from realtime.delivery.leases import ConnectionLeases
+from realtime.streams.store import DATABASE_ERRORS
 from shared.auth.verifier import Principal, TokenVerifier, bearer_token
-from shared.errors import Unauthorized, ValidationFailed
+from shared.errors import TooManyRequests, Unauthorized, UpstreamUnavailable, ValidationFailed
 
 MAX_OFFSET = 2**63 - 1
 
@@ -39,3 +41,16 @@ def parse_since(value: str | None, *, source: str) -> int | None:
             ],
         )
     return int(text)
+
+
+async def take_lease(leases: ConnectionLeases, caller: Caller) -> uuid.UUID:
+    """One of the caller's connection slots across replicas; 429 when all are taken."""
+    try:
+        lease = await leases.acquire(caller.user_id)
+    except DATABASE_ERRORS as exc:
+        raise UpstreamUnavailable("The stream store cannot be reached.", retry_after=5) from exc
+    if lease is None:
+        raise TooManyRequests(
+            f"At most {leases.limit} open streams per user; close one first.", retry_after=5
+        )
+    return lease

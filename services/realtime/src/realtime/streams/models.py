@@ -51,6 +51,18 @@ STREAM_EVENTS = Table(
     Index("ix_stream_events_stored_at", "stored_at"),
 )
 
+# One row per open connection, renewed by its replica (realtime.delivery.leases): the per-user cap
+# across replicas.
+STREAM_LEASES = Table(
+    "stream_leases",
+    METADATA,
+    Column("id", Uuid, nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("id", name="pk_stream_leases"),
+    Index("ix_stream_leases_user_id", "user_id"),
+)
+
 INBOX = inbox_table(METADATA)
 
 # The scheduled jobs' state and runs (shared.jobs).
