@@ -29,7 +29,8 @@ def parse_since(value: str | None, *, source: str) -> int | None:
     if value is None or value.strip() == "":
         return None
     text = value.strip()
-    if not text.isdigit() or int(text) > MAX_OFFSET:
+    # ASCII only: str.isdigit() accepts "²", which int() then refuses (contract section 3).
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_OFFSET:
         raise ValidationFailed(
             f"{source} must be a non-negative integer offset.",
             [
