@@ -488,7 +488,7 @@ def test_numbers_in_headers_and_query_strings_are_ascii_digits_only(system: Stac
             answer = gateway.get(
                 "/api/v1/events/stream",
                 params={"token": account.token},
-                headers={"Last-Event-ID": header.encode()},
+                headers={b"Last-Event-ID": header.encode()},
             )
             problem(answer, 422)
         problem(gateway.get("/api/v1/events/stream", params={"token": account.token, "since": "\u00b2"}), 422)
