@@ -6,14 +6,16 @@ from collections.abc import Callable
 
 import httpx
 
-from gateway.testing import Recorder, Running, TestKeys, closed_port_url, serve_in_thread, standin_app
+from gateway_testing import Recorder, standin_app
+from shared.testing.servers import Running, closed_port_url, serve_in_thread
+from shared.testing.tokens import TokenIssuer
 
 
 def test_the_gateway_stays_ready_and_verifies_tokens_while_users_is_down(
-    start_gateway: Callable[..., Running], orders_upstream: Running, keys: TestKeys
+    start_gateway: Callable[..., Running], orders_upstream: Running, keys: TokenIssuer
 ) -> None:
     auth = {"Authorization": f"Bearer {keys.token()}"}
-    with serve_in_thread(standin_app("users", keys.jwks, Recorder())) as users:
+    with serve_in_thread(standin_app("users", keys.jwks(), Recorder())) as users:
         gateway = start_gateway(users_url=users.url, orders_url=orders_upstream.url).url
         with httpx.Client(base_url=gateway, timeout=5) as client:
             assert client.get("/readyz").status_code == 200

@@ -58,7 +58,7 @@ def test_a_handshake_the_service_refuses_is_refused(gateway: str, keys: TokenIss
 
 
 def test_a_client_frame_over_16_kib_closes_with_1009_before_it_reaches_the_service(
-    gateway: str, keys: TestKeys
+    gateway: str, keys: TokenIssuer
 ) -> None:
     with connect(ws_url(gateway, f"token={keys.token()}"), open_timeout=5, max_size=None) as ws:
         ws.recv(timeout=5)

@@ -15,8 +15,9 @@ from sqlalchemy import text
 from websockets.exceptions import InvalidStatus
 
 from realtime.delivery.leases import ConnectionLeases
-from realtime.testing import Frames, IssuerStandIn, SseReader, ws_connect
+from realtime_testing import Frames, SseReader, ws_connect
 from shared.db.engine import make_engine
+from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ async def refused_status(url: str, token: str) -> int | None:
 
 
 async def test_one_more_stream_than_the_limit_is_refused_with_429_on_any_replica(
-    run_server: Any, issuer: IssuerStandIn
+    run_server: Any, issuer: UsersStandIn
 ) -> None:
     user = uuid.uuid4()
     token = issuer.token(user)

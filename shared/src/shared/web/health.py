@@ -100,7 +100,10 @@ def health_router(
                 type_slug="not-ready",
                 instance="/readyz",
                 headers={"Retry-After": "5"},
-                extensions={"checks": {name: "failed" if name in failed else "ok" for name in named}, **states},
+                extensions={
+                    "checks": {name: "failed" if name in failed else "ok" for name in named},
+                    **states,
+                },
             )
         return JSONResponse({"status": "ready", "checks": {name: "ok" for name in named}, **states})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from starlette.datastructures import Headers, QueryParams
 
 from realtime.delivery.leases import ConnectionLeases
@@ -44,7 +46,7 @@ def parse_since(value: str | None, *, source: str) -> int | None:
     return int(text)
 
 
-async def take_lease(leases: ConnectionLeases, caller: Caller) -> uuid.UUID:
+async def take_lease(leases: ConnectionLeases, caller: Principal) -> uuid.UUID:
     """One of the caller's connection slots across replicas; 429 when all are taken."""
     try:
         lease = await leases.acquire(caller.user_id)
