@@ -137,4 +137,3 @@ def _last_outcome(state: RetryCallState) -> httpx.Response:
     assert state.outcome is not None
     response: httpx.Response = state.outcome.result()
     return response
-
