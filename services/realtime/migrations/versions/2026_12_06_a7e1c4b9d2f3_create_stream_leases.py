@@ -1,7 +1,7 @@
 """Create stream_leases: one row per open WebSocket or SSE connection, renewed by its replica.
 
 Revision ID: a7e1c4b9d2f3
-Revises: 5d1e8a7c3b90
+Revises: d4f6b8c0e234
 Create Date: 2026-12-06 17:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "a7e1c4b9d2f3"
-down_revision: str | Sequence[str] | None = "5d1e8a7c3b90"
+down_revision: str | Sequence[str] | None = "d4f6b8c0e234"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
