@@ -103,7 +103,11 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
         )
         if settings.admin_email and settings.admin_password:
             await ensure_admin(
-                sessions, passwords, settings.admin_email, settings.admin_password.get_secret_value()
+                sessions,
+                passwords,
+                settings.admin_email,
+                settings.admin_password.get_secret_value(),
+                promote_existing=settings.admin_promote_existing,
             )
         yield resources
     finally:

@@ -58,6 +58,11 @@ class Settings(DatabaseServiceSettings):
     admin_password: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ADMIN_PASSWORD", "USERS_ADMIN_PASSWORD")
     )
+    # An existing account with ADMIN_EMAIL that is not an admin yet is promoted only when this is set:
+    # otherwise whoever registers that address before the first start would become the admin.
+    admin_promote_existing: bool = Field(
+        default=False, validation_alias=AliasChoices("ADMIN_PROMOTE_EXISTING", "USERS_ADMIN_PROMOTE_EXISTING")
+    )
 
     # Failed logins tolerated per window, counted in Postgres so every replica sees the same numbers.
     login_max_failures_per_account: int = Field(default=5, ge=1)
