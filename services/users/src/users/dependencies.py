@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from shared.service.dependencies import resources_of
+from shared.web.client_ip import client_address
 from users.accounts.passwords import Passwords
 from users.resources import Resources
 from users.throttling.service import LoginThrottle
@@ -28,7 +29,7 @@ async def get_tokens(resources: ResourcesDep) -> TokenService:
 
 
 async def get_client_ip(request: Request, resources: ResourcesDep) -> str:
-    return resources.client_ip(request)
+    return client_address(request.scope, resources.trusted_proxies)
 
 
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]

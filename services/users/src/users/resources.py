@@ -19,9 +19,9 @@ from shared.messaging.outbox_metrics import OutboxMetrics
 from shared.web.health import ReadinessCheck
 from users import jobs
 from users.accounts.admin import ensure_admin
+from shared.web.client_ip import TrustedProxies
 from users.accounts.passwords import Passwords
 from users.settings import SCHEMA, Settings
-from users.throttling.client_ip import ClientIpResolver
 from users.throttling.service import LoginThrottle, ThrottlePolicy
 from users.tokens.access import AccessTokenIssuer
 from users.tokens.keys import KeySet, load_key_set
@@ -52,7 +52,7 @@ class Resources:
     throttle: LoginThrottle
     tokens: TokenService
     verifier: TokenVerifier
-    client_ip: ClientIpResolver
+    trusted_proxies: TrustedProxies
     broker: BrokerLink
     # Run by the supervisor (users.workers); the admin jobs API steers it.
     scheduler: Scheduler
@@ -97,7 +97,7 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
             verifier=TokenVerifier(
                 StaticKeySource(keys.jwks()), issuer=settings.jwt_issuer, audience=settings.jwt_audience
             ),
-            client_ip=ClientIpResolver(settings.trusted_proxies),
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
             broker=broker,
             scheduler=jobs.scheduler(settings, engine, metrics.jobs if metrics else None),
         )

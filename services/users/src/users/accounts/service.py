@@ -67,6 +67,7 @@ async def change_password(
     # Throttled like a login: a stolen access token must not become a password-guessing oracle.
     attempt = await throttle.begin(user.email, ip)
     if not (await passwords.verify(user.password_hash, data.current_password)).ok:
+        throttle.failed(attempt)
         raise ValidationFailed(
             "The current password is not correct.",
             [{"loc": ["body", "current_password"], "msg": "Incorrect password", "type": "value_error"}],
