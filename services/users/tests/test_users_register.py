@@ -98,3 +98,29 @@ async def test_password_is_stored_as_argon2id(api: Any, clean_db: Any) -> None:
         await conn.close()
     assert stored.startswith("$argon2id$")
     assert "plain text pw" not in stored
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("full_name", "Ada\x00Lovelace"),
+        ("full_name", "Ada\x1b[2JLovelace"),
+        ("email", "ada\x00@example.com"),
+        ("password", "correct\x00horse"),
+    ],
+)
+async def test_control_characters_are_a_422(client: httpx.AsyncClient, field: str, value: str) -> None:
+    body = {"email": "ada@example.com", "password": "analytical engine", "full_name": "Ada", field: value}
+    response = await client.post("/api/v1/auth/register", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["loc"] == ["body", field]
+    assert "\x00" not in response.text
+
+
+async def test_patch_me_refuses_control_characters(api: Any) -> None:
+    await api.register("patch@example.com")
+    headers = await api.bearer("patch@example.com")
+    response = await api.client.patch("/api/v1/users/me", json={"full_name": "a\x00b"}, headers=headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"

@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from shared.db.errors import is_data_error
 from shared.errors import AppError, ValidationFailed
 from shared.observability.request_id import current_request_id
 
@@ -115,6 +117,20 @@ def install_error_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        # Validation should have refused the value already; this keeps one that slipped through a 4xx.
+        if not is_data_error(exc):
+            raise exc
+        return problem_response(
+            422,
+            title="Unprocessable Content",
+            detail="The request holds a value that cannot be stored.",
+            type_slug="validation",
+            instance=request.url.path,
+            errors=[{"loc": ["request"], "msg": "A value cannot be stored", "type": "data_error"}],
+        )
+
     app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.responses import JSONResponse, Response
 
+from shared.text import has_control_characters
 from users.dependencies import ClientIpDep, ResourcesDep, TokensDep
 from users.tokens.errors import NO_STORE, OAuthError, OAuthErrorBody
 from users.tokens.schemas import REVOKE_FORM, TOKEN_FORM, TokenResponse
@@ -41,6 +42,9 @@ def _param(form: FormData, name: str) -> str | None:
         raise OAuthError("invalid_request", f"The parameter {name} is repeated.")
     if not values or not isinstance(values[0], str) or values[0] == "":
         return None
+    if has_control_characters(values[0]):
+        # Refused before it reaches a query: Postgres cannot even compare a string holding U+0000.
+        raise OAuthError("invalid_request", f"The parameter {name} holds control characters.")
     return values[0]
 
 
