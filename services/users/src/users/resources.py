@@ -95,7 +95,10 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
             tokens=TokenService(sessions, passwords, throttle, issuer, settings.refresh_token_ttl),
             # This service verifies its own tokens against its own JWKS, exactly as the others do.
             verifier=TokenVerifier(
-                StaticKeySource(keys.jwks()), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+                StaticKeySource(keys.jwks()),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                access_token_ttl=settings.access_token_ttl.total_seconds(),
             ),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
             broker=broker,

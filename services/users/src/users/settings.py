@@ -46,7 +46,6 @@ class Settings(DatabaseServiceSettings):
     jwt_private_key_file: Path | None = None
     # Public (or retired private) keys still published in the JWKS while a rotation completes.
     jwt_extra_public_key_files: Annotated[list[Path], NoDecode] = Field(default_factory=list)
-    access_token_ttl: timedelta = timedelta(seconds=900)
     refresh_token_ttl: timedelta = timedelta(days=30)
 
     # Credentials other services present in ``X-Service-Token`` on /internal/*.
@@ -79,7 +78,7 @@ class Settings(DatabaseServiceSettings):
         "jwt_extra_public_key_files", "internal_tokens", "trusted_proxies", mode="before"
     )(_split_commas)
     _durations = field_validator(
-        "access_token_ttl", "refresh_token_ttl", "login_account_window", "login_ip_window", mode="before"
+        "refresh_token_ttl", "login_account_window", "login_ip_window", mode="before"
     )(_seconds)
 
     @field_validator("trusted_proxies")

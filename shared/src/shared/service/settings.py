@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -47,6 +48,19 @@ class BaseServiceSettings(BaseSettings):
     # Issuer and audience shared by the token issuer (users) and every verifier.
     jwt_issuer: str = Field(default="http://users", validation_alias=AliasChoices("JWT_ISSUER"))
     jwt_audience: str = Field(default="api", validation_alias=AliasChoices("JWT_AUDIENCE"))
+    # How long the issuer's access tokens live: users signs with it, and every verifier refuses a
+    # token claiming a longer life (plus a minute). Seconds, or an ISO 8601 duration.
+    access_token_ttl: timedelta = Field(
+        default=timedelta(seconds=900),
+        validation_alias=AliasChoices("ACCESS_TOKEN_TTL", "USERS_ACCESS_TOKEN_TTL"),
+    )
+
+    @field_validator("access_token_ttl", mode="before")
+    @classmethod
+    def _ttl_seconds(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            return int(value)
+        return value
 
     @property
     def is_development(self) -> bool:
