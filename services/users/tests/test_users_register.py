@@ -124,3 +124,24 @@ async def test_patch_me_refuses_control_characters(api: Any) -> None:
     response = await api.client.patch("/api/v1/users/me", json={"full_name": "a\x00b"}, headers=headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_nfc_and_nfd_spellings_are_one_account(api: Any) -> None:
+    composed, decomposed = "jos\u00e9@example.com", "jose\u0301@example.com"
+    await api.register(composed)
+    response = await api.client.post(
+        "/api/v1/auth/register",
+        json={"email": decomposed, "password": "another password", "full_name": "Jose"},
+    )
+    assert response.status_code == 409
+    assert (await api.login(decomposed.upper())).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "email", ["\u0130lker@example.com", "STRASSE@example.com", "stra\u00dfe@example.com"]
+)
+async def test_an_address_outside_ascii_can_log_in_in_any_case(api: Any, email: str) -> None:
+    body = await api.register(email)
+    assert body["email"] == email  # kept as typed
+    for spelling in (email, email.upper(), email.lower(), email.casefold()):
+        assert (await api.login(spelling)).status_code == 200, spelling

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.db.pagination import Cursor
-from users.accounts.models import ROLE_ADMIN, User
+from users.accounts.models import ROLE_ADMIN, User, email_key
 
-EMAIL_INDEX = "ix_users_email_lower"
+EMAIL_INDEX = "ux_users_email_key"
 
 
 class EmailTaken(Exception):
@@ -68,7 +68,7 @@ class UserRepository:
         return await self.session.scalar(stmt.execution_options(populate_existing=True))
 
     async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
-        stmt = select(User).where(func.lower(User.email) == email.lower())
+        stmt = select(User).where(User.email_key == email_key(email))
         if for_update:
             stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(stmt)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.unit_of_work import unit_of_work
 from shared.errors import TooManyRequests
+from users.accounts.models import email_key
 from users.throttling.repository import LoginFailureRepository
 
 
@@ -63,7 +64,7 @@ class LoginThrottle:
 
     async def begin(self, account: str, ip: str) -> Attempt:
         """Reserve an attempt, or raise ``TooManyRequests`` (with Retry-After) when over a limit."""
-        key = account.strip().lower()
+        key = email_key(account)
         longest = max(self._policy.account_window, self._policy.ip_window)
         now = self.clock()
         async with unit_of_work(self._sessions) as uow:
