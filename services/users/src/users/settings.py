@@ -18,6 +18,35 @@ SCHEMA = "users"
 # Accepted on /internal/* only outside production; production refuses it like any placeholder.
 DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default, not a secret
 
+# The admin account can do anything: its password must not be the first guess of anyone.
+MIN_ADMIN_PASSWORD_LENGTH = 12
+COMMON_ADMIN_PASSWORDS = frozenset(
+    {
+        "admin",
+        "administrator",
+        "admin123",
+        "admin1234",
+        "password",
+        "password123",
+        "changeme",
+        "root",
+        "toor",
+        "letmein",
+        "qwerty",
+        "123456789012",
+        "adminadminadmin",
+        "administrator1",
+    }
+)
+
+
+def is_weak_admin_password(password: str, email: str | None) -> bool:
+    folded = password.strip().casefold()
+    if len(password) < MIN_ADMIN_PASSWORD_LENGTH or folded in COMMON_ADMIN_PASSWORDS or len(set(folded)) < 4:
+        return True
+    return email is not None and folded in {email.casefold(), email.split("@")[0].casefold()}
+
+
 Argon2Profile = Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"]
 
 
@@ -106,6 +135,13 @@ class Settings(DatabaseServiceSettings):
                 raise ValueError("USERS_JWT_PRIVATE_KEY_FILE must be set when environment=production")
             if self.argon2_profile == "CHEAPEST":
                 raise ValueError("USERS_ARGON2_PROFILE=CHEAPEST is for tests only")
+            if self.admin_password is not None and is_weak_admin_password(
+                self.admin_password.get_secret_value(), self.admin_email
+            ):
+                raise ValueError(
+                    "ADMIN_PASSWORD is too weak for production: at least"
+                    f" {MIN_ADMIN_PASSWORD_LENGTH} characters, not a common password, not the e-mail address"
+                )
         elif not self.internal_tokens:
             self.internal_tokens = [SecretStr(DEV_INTERNAL_TOKEN)]
         if (self.admin_email is None) != (self.admin_password is None):

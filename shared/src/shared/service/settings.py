@@ -17,6 +17,9 @@ Environment = Literal["development", "test", "production"]
 # Values that mean "nobody chose a secret here"; refused outside development.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "dev", "development"})
 
+# Service credentials (internal tokens) are at least this long in production.
+MIN_TOKEN_LENGTH = 32
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/app"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -77,6 +80,22 @@ class BaseServiceSettings(BaseSettings):
         for name, value in self.secret_fields().items():
             if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} must be set to a real secret when environment=production")
+            # A service credential is random, never typed by a person: a short one is a guessable one.
+            if "TOKEN" in name and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+                raise ValueError(
+                    f"{name} must be at least {MIN_TOKEN_LENGTH} characters when environment=production"
+                )
+        # RabbitMQ's default account would let anyone who reaches the broker read and forge every event.
+        # Judged only when AMQP_URL is given: components and jobs that never connect (the gateway, the
+        # migrations) do not set it, and the default's 127.0.0.1 is not reachable in a cluster anyway.
+        broker = urlsplit(self.amqp_url)
+        weak = broker.username in (None, "", "guest") or (
+            broker.password or ""
+        ).lower() in PLACEHOLDER_SECRETS | {"guest"}
+        if "amqp_url" in self.model_fields_set and weak:
+            raise ValueError(
+                "AMQP_URL must name a broker account of its own (not guest) when environment=production"
+            )
         return self
 
 
