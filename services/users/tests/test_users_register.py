@@ -145,3 +145,28 @@ async def test_an_address_outside_ascii_can_log_in_in_any_case(api: Any, email: 
     assert body["email"] == email  # kept as typed
     for spelling in (email, email.upper(), email.lower(), email.casefold()):
         assert (await api.login(spelling)).status_code == 200, spelling
+
+
+async def test_sign_ups_are_rate_limited_per_client(run_app: Any) -> None:
+    async with run_app(rate_limit_scale=1, register_burst=3) as (_, client):
+
+        def sign_up(n: int, address: str) -> Any:
+            body = {"email": f"u{n}@example.com", "password": "a long password", "full_name": "U"}
+            return client.post("/api/v1/auth/register", json=body, headers={"X-Forwarded-For": address})
+
+        for n in range(3):
+            assert (await sign_up(n, "203.0.113.7")).status_code == 201
+        refused = await sign_up(3, "203.0.113.7")
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert (await sign_up(4, "198.51.100.8")).status_code == 201  # another client
+
+
+async def test_rate_limit_scale_widens_the_sign_up_limit(run_app: Any) -> None:
+    async with run_app(rate_limit_scale=2, register_burst=3) as (_, client):
+        statuses = []
+        for n in range(7):
+            body = {"email": f"s{n}@example.com", "password": "a long password", "full_name": "S"}
+            statuses.append((await client.post("/api/v1/auth/register", json=body)).status_code)
+        assert statuses == [201] * 6 + [429]

@@ -16,10 +16,11 @@ from shared.jobs.metrics import JobMetrics
 from shared.jobs.scheduler import Scheduler
 from shared.messaging.broker import BrokerLink
 from shared.messaging.outbox_metrics import OutboxMetrics
-from shared.web.health import ReadinessCheck
 from users import jobs
-from users.accounts.admin import ensure_admin
 from shared.web.client_ip import TrustedProxies
+from shared.web.health import ReadinessCheck
+from shared.web.ratelimit import TokenBuckets
+from users.accounts.admin import ensure_admin
 from users.accounts.passwords import Passwords
 from users.settings import SCHEMA, Settings
 from users.throttling.service import LoginThrottle, ThrottlePolicy
@@ -53,6 +54,7 @@ class Resources:
     tokens: TokenService
     verifier: TokenVerifier
     trusted_proxies: TrustedProxies
+    registrations: TokenBuckets
     broker: BrokerLink
     # Run by the supervisor (users.workers); the admin jobs API steers it.
     scheduler: Scheduler
@@ -64,7 +66,7 @@ class Resources:
 @asynccontextmanager
 async def open_resources(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[Resources]:
     keys = load_key_set(settings)
-    passwords = await Passwords.create(settings.argon2_profile)
+    passwords = await Passwords.create(settings.argon2_profile, settings.hash_memory_budget_mib)
     engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
     broker = BrokerLink(settings.amqp_url, name="users-outbox")
     try:
@@ -101,6 +103,10 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
                 access_token_ttl=settings.access_token_ttl.total_seconds(),
             ),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
+            registrations=TokenBuckets(
+                settings.register_per_minute * settings.rate_limit_scale / 60,
+                max(1, round(settings.register_burst * settings.rate_limit_scale)),
+            ),
             broker=broker,
             scheduler=jobs.scheduler(settings, engine, metrics.jobs if metrics else None),
         )
@@ -114,5 +120,6 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
             )
         yield resources
     finally:
+        passwords.close()
         await broker.close()
         await engine.dispose()

@@ -102,6 +102,12 @@ class Settings(DatabaseServiceSettings):
 
     # CHEAPEST exists for tests only; production refuses it.
     argon2_profile: Argon2Profile = "RFC_9106_LOW_MEMORY"
+    # Memory argon2 may hold at once: budget / the profile's memory cost (64 MiB) hashes run together,
+    # the rest wait. Keep it well under the container's memory limit.
+    hash_memory_budget_mib: int = Field(default=256, ge=1)
+    # Sign-ups per client address and replica: a burst, refilled at a rate (times RATE_LIMIT_SCALE).
+    register_per_minute: float = Field(default=10, gt=0)
+    register_burst: int = Field(default=10, ge=1)
 
     _split = field_validator(
         "jwt_extra_public_key_files", "internal_tokens", "trusted_proxies", mode="before"

@@ -19,6 +19,9 @@ from users.tokens.repository import RefreshTokenRepository
 
 
 async def register(session: AsyncSession, passwords: Passwords, data: RegisterRequest) -> User:
+    # Hashed before the first query: the session takes its pooled connection only then, so sign-ups
+    # queued for a hashing thread do not hold connections that logins need meanwhile.
+    password_hash = await passwords.hash(data.password)
     repo = UserRepository(session)
     # Checked first for a clear answer; the unique index still decides a race between two sign-ups.
     if await repo.get_by_email(data.email) is not None:
@@ -26,7 +29,7 @@ async def register(session: AsyncSession, passwords: Passwords, data: RegisterRe
     user = User(
         id=uuid.uuid4(),
         email=data.email,
-        password_hash=await passwords.hash(data.password),
+        password_hash=password_hash,
         full_name=data.full_name,
         roles=[ROLE_USER],
         is_active=True,
