@@ -154,3 +154,26 @@ async def test_hostile_page_parameters_are_422s(client: httpx.AsyncClient, query
     response = await client.get("/page?" + query)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_openapi_document_lists_each_operations_rejections_as_problems() -> None:
+    app = create_base_app(title="docs")
+
+    @app.post("/things/{thing_id}")
+    async def change(thing_id: int, body: Form) -> dict[str, Any]:
+        return {}
+
+    @app.get("/plain")
+    async def plain() -> dict[str, Any]:
+        return {}
+
+    document = app.openapi()
+    changed = document["paths"]["/things/{thing_id}"]["post"]["responses"]
+    assert {"400", "404", "413", "422"} <= changed.keys()
+    for status in ("400", "404", "413", "422"):
+        assert changed[status]["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
+    assert set(document["paths"]["/plain"]["get"]["responses"]) == {"200", "422"}
+    assert "HTTPValidationError" not in str(document)
+    assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status", "detail"]

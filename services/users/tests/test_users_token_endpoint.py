@@ -195,3 +195,10 @@ async def test_a_crafted_cursor_on_the_user_list_is_a_422(admin_api: Any) -> Non
     response = await api.client.get("/api/v1/users", params={"cursor": cursor}, headers=headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_revoke_refuses_control_characters_in_any_parameter(client: Any) -> None:
+    for form in ({"token": "abc\x00"}, {"token": "abc", "token_type_hint": "\x0c"}):
+        response = await client.post("/api/v1/auth/revoke", data=form)
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_request"

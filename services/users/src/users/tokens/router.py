@@ -81,12 +81,15 @@ async def token(request: Request, tokens: TokensDep, ip: ClientIpDep) -> JSONRes
 
 @router.post(
     "/api/v1/auth/revoke",
+    response_class=Response,
     responses={200: {"description": "Revoked, or there was nothing to revoke"}, 400: ERRORS[400]},
     openapi_extra=REVOKE_FORM,
 )
 async def revoke(request: Request, tokens: TokensDep) -> Response:
     """Revoke a refresh token and the whole session it belongs to (RFC 7009)."""
-    token = _required(await _form(request), "token")
+    form = await _form(request)
+    token = _required(form, "token")
+    _param(form, "token_type_hint")  # ignored, but refused like any parameter when malformed
     await tokens.revoke(token)
     return Response(status_code=200, headers=NO_STORE)
 
