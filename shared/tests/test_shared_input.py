@@ -16,8 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.engine import make_engine
-from shared.db.pagination import Cursor, PageParamsDep
+from shared.db.pagination import Cursor
 from shared.errors import ValidationFailed
+from shared.service.dependencies import PageParamsDep
 from shared.text import MultiLine, SingleLine, ascii_digits
 from shared.web.app import create_base_app
 

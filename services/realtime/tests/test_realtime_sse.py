@@ -124,7 +124,7 @@ async def test_a_malformed_last_event_id_is_a_422_problem(shared_server: Any, is
 
 @pytest.mark.parametrize(("query", "last_event_id"), [("", b"\xb2"), ("?since=%C2%B2", None), ("", b"1\xb2")])
 async def test_a_unicode_digit_as_the_resume_offset_is_a_422(
-    shared_server: Any, issuer: IssuerStandIn, query: str, last_event_id: bytes | None
+    shared_server: Any, issuer: UsersStandIn, query: str, last_event_id: bytes | None
 ) -> None:
     headers: dict[str, Any] = {"Authorization": f"Bearer {issuer.token(uuid.uuid4())}"}
     if last_event_id is not None:

@@ -223,8 +223,12 @@ class TokenVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("The access token's roles are malformed.")
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise Unauthorized("The access token's subject is not a user id.") from exc
         principal = Principal(
-            user_id=str(claims["sub"]),
+            user_id=user_id,
             roles=tuple(roles),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
