@@ -24,7 +24,8 @@ from shared.devstack import COMPONENTS, Stack
 
 from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
 
-pytestmark = pytest.mark.system
+# Five processes start on a machine other suites share, then every operation is fuzzed twice.
+pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 
 EXAMPLES = 15
 SERVICES = ("users", "orders", "notification", "realtime")
