@@ -7,7 +7,7 @@ Existing rows are keyed here; two accounts whose addresses only now compare equa
 upgrade at the index (an operator merges or renames one and runs it again).
 
 Revision ID: 5c1e8f0a7d21
-Revises: 7f3a9c2d1b40
+Revises: a1c3e5f7b901
 Create Date: 2026-12-06 17:00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c1e8f0a7d21"
-down_revision: str | Sequence[str] | None = "7f3a9c2d1b40"
+down_revision: str | Sequence[str] | None = "a1c3e5f7b901"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

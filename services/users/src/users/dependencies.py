@@ -9,7 +9,6 @@ from fastapi import Depends, Request
 
 from shared.errors import TooManyRequests
 from shared.service.dependencies import resources_of
-from shared.web.client_ip import client_address
 from users.accounts.passwords import Passwords
 from users.resources import Resources
 from users.throttling.service import LoginThrottle
@@ -31,7 +30,7 @@ async def get_tokens(resources: ResourcesDep) -> TokenService:
 
 
 async def get_client_ip(request: Request, resources: ResourcesDep) -> str:
-    return client_address(request.scope, resources.trusted_proxies)
+    return resources.trusted_proxies.client_address_of(request.scope)
 
 
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]

@@ -16,10 +16,10 @@ from shared.jobs.metrics import JobMetrics
 from shared.jobs.scheduler import Scheduler
 from shared.messaging.broker import BrokerLink
 from shared.messaging.outbox_metrics import OutboxMetrics
-from users import jobs
-from shared.web.client_ip import TrustedProxies
+from shared.web.client_address import TrustedProxies
 from shared.web.health import ReadinessCheck
 from shared.web.ratelimit import TokenBuckets
+from users import jobs
 from users.accounts.admin import ensure_admin
 from users.accounts.passwords import Passwords
 from users.settings import SCHEMA, Settings

@@ -51,9 +51,6 @@ class BaseServiceSettings(BaseSettings):
     # Issuer and audience shared by the token issuer (users) and every verifier.
     jwt_issuer: str = Field(default="http://users", validation_alias=AliasChoices("JWT_ISSUER"))
     jwt_audience: str = Field(default="api", validation_alias=AliasChoices("JWT_AUDIENCE"))
-    # Multiplies every rate limit (contract section 1): a test that sends many clients from one
-    # address raises it.
-    rate_limit_scale: float = Field(default=1.0, gt=0, validation_alias=AliasChoices("RATE_LIMIT_SCALE"))
     # How long the issuer's access tokens live: users signs with it, and every verifier refuses a
     # token claiming a longer life (plus a minute). Seconds, or an ISO 8601 duration.
     access_token_ttl: timedelta = Field(

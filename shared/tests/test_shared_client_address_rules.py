@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shared.web.client_ip import TrustedProxies, client_address
+from shared.web.client_address import TrustedProxies
+
+
+def client_address(scope: dict[str, object], trusted: TrustedProxies) -> str:
+    return trusted.client_address_of(scope)
 
 
 def scope(peer: str | None, *forwarded: str) -> dict[str, object]:
