@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.engine import Row
@@ -55,6 +56,18 @@ async def active_admins(conn: AsyncConnection) -> list[InternalRow]:
         .limit(MAX_ADMINS)
     )
     return list((await conn.execute(stmt)).all())
+
+
+# The batch form for GraphQL's DataLoader (``/internal/users?ids=``): the public profile of many accounts.
+BatchRow = Row[uuid.UUID, str, str, list[str], bool, datetime]
+_BATCH_VIEW = select(User.id, User.email, User.full_name, User.roles, User.is_active, User.created_at).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def batch_view(conn: AsyncConnection, ids: list[uuid.UUID]) -> list[BatchRow]:
+    """The accounts among ``ids`` that exist, in no particular order, in one statement."""
+    return list((await conn.execute(_BATCH_VIEW, {"ids": ids})).all())
 
 
 class UserRepository:

@@ -12,7 +12,15 @@ from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, Validatio
 from users import outbox
 from users.accounts.models import ROLE_USER, User
 from users.accounts.passwords import Passwords
-from users.accounts.repository import EmailTaken, InternalRow, UserRepository, active_admins, internal_view
+from users.accounts.repository import (
+    BatchRow,
+    EmailTaken,
+    InternalRow,
+    UserRepository,
+    active_admins,
+    batch_view,
+    internal_view,
+)
 from users.accounts.schemas import ChangePasswordRequest, RegisterRequest, UpdateMeRequest, UserOut
 from users.throttling.service import LoginThrottle
 from users.tokens.repository import RefreshTokenRepository
@@ -92,6 +100,12 @@ async def read_for_service(reads: AsyncEngine, user_id: uuid.UUID) -> InternalRo
     if row is None:
         raise NotFound("No user with this id.")
     return row
+
+
+async def read_many_for_service(reads: AsyncEngine, user_ids: list[uuid.UUID]) -> list[BatchRow]:
+    """Many accounts at once (GraphQL's DataLoader); ids with no account are left out, not an error."""
+    async with reads.connect() as conn:
+        return await batch_view(conn, user_ids)
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
