@@ -1,0 +1,94 @@
+"""The graphql component: one GraphQL API over the services (contract section 7), no database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from cross_web import HTTPException
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
+
+from graphql_api.context import Context, get_context
+from graphql_api.errors import BAD_USER_INPUT
+from graphql_api.schema import build_schema
+from graphql_api.services import Caller, Services
+from graphql_api.settings import Settings
+from shared.web.app import create_base_app
+
+DESCRIPTION = "One GraphQL API over the services: POST /graphql, subscriptions over graphql-transport-ws."
+PATH = "/graphql"
+
+
+class GraphQLEndpoint(GraphQLRouter[Context, None]):
+    """Strawberry's router, with its plain-text refusals (a batch, a body that is not JSON, ...) answered
+    as GraphQL errors, so a client reads every refusal the same way."""
+
+    async def run(  # type: ignore[override]
+        self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
+    ) -> Response | WebSocket:
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except HTTPException as exc:
+            if isinstance(request, WebSocket):
+                raise
+            body = {"errors": [{"message": exc.reason, "extensions": {"code": BAD_USER_INPUT}}]}
+            return JSONResponse(body, status_code=exc.status_code)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """A token in ``connection_init``'s payload, for clients that can send neither header nor query."""
+        params: dict[str, object] = (
+            context.connection_params if isinstance(context.connection_params, dict) else {}
+        )
+        token = params.get("Authorization") or params.get("authorization") or params.get("token")
+        if isinstance(token, str) and token and context.caller.authorization is None:
+            value = token if token.lower().startswith("bearer ") else f"Bearer {token}"
+            headers = {**context.caller.headers, "authorization": value}
+            context.caller = Caller(headers, context.caller.idempotency_key)
+        unset: UnsetType = UNSET
+        return unset
+
+
+def create_app(
+    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """``transport`` replaces the network to the services (tests)."""
+    settings = settings or Settings()
+    registry = CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Services.open(settings, transport) as services:
+            app.state.services = services
+            # Nothing to check: with a service down, the fields that need it fail alone (UNAVAILABLE).
+            yield
+
+    app = create_base_app(
+        title="graphql",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        registry=registry,
+        # The aggregated /openapi.json is the REST API's; this component publishes docs/schema.graphql.
+        openapi_url=None,
+        docs_url=None,
+    )
+    endpoint = GraphQLEndpoint(
+        build_schema(introspection=settings.introspection),
+        path=PATH,
+        context_getter=get_context,
+        # GraphiQL in development; queries only by POST (a GET cannot be a CSRF'd read of private data).
+        graphql_ide="graphiql" if settings.introspection else None,
+        allow_queries_via_get=False,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+    )
+    app.include_router(endpoint)
+    return app

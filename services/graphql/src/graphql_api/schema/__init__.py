@@ -1,0 +1,41 @@
+"""The GraphQL schema of contract section 7 (rooms follow when realtime has them)."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from graphql_api.limits import RequestLimits, RequestLimitsWithoutIntrospection
+from graphql_api.outcome import ErrorCodes
+from graphql_api.schema.mutation import Mutation
+from graphql_api.schema.query import Query
+from graphql_api.schema.scalars import LONG, Long
+from graphql_api.schema.subscription import Subscription
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Strawberry logs every error with a traceback; outcome.ErrorCodes logs the unexpected ones,
+        # and a NOT_FOUND or a refused query is the client's business, not an operator's.
+        return None
+
+
+def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    # ErrorCodes first: extensions run their after-parts in reverse, so it sees every other's errors.
+    limits = RequestLimits if introspection else RequestLimitsWithoutIntrospection
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[ErrorCodes, limits],
+        config=StrawberryConfig(scalar_map={Long: LONG}),
+    )
+
+
+def sdl() -> str:
+    """The schema as published in docs/schema.graphql."""
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,98 @@
+"""Stand-ins for the services behind ``httpx.MockTransport``: canned answers, every request recorded."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from graphql_api.settings import Settings
+
+PORTS = {"users": 18001, "orders": 18002, "notification": 18003, "realtime": 18004}
+SERVICES = {port: name for name, port in PORTS.items()}
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {f"{name}_url": f"http://127.0.0.1:{port}" for name, port in PORTS.items()}
+    values.update(environment="test", users_service_token="service-token-for-tests")
+    values.update(overrides)
+    return Settings(**values)
+
+
+def problem(status: int, detail: str = "refused", **extra: Any) -> httpx.Response:
+    body = {"type": "about:blank", "title": "x", "status": status, "detail": detail, **extra}
+    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
+
+
+def user(user_id: str | None = None, name: str = "Ada") -> dict[str, Any]:
+    return {
+        "id": user_id or str(uuid.uuid4()),
+        "email": f"{name.lower()}@example.com",
+        "full_name": name,
+        "roles": ["user"],
+        "is_active": True,
+        "created_at": BASE_TIME.isoformat(),
+    }
+
+
+def order(user_id: str, n: int = 0, status: str = "pending") -> dict[str, Any]:
+    created = (BASE_TIME - timedelta(minutes=n)).isoformat().replace("+00:00", "Z")
+    return {
+        "id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "status": status,
+        "currency": "USD",
+        "items": [
+            {
+                "sku": "SKU-1",
+                "name": "Widget",
+                "quantity": 2,
+                "unit_price_cents": 250,
+                "line_total_cents": 500,
+            }
+        ],
+        "total_cents": 500,
+        "created_at": created,
+        "updated_at": created,
+    }
+
+
+@dataclass
+class FakeServices:
+    """Routes ``(service, method, path)`` to a handler; unrouted requests are 404 problems."""
+
+    routes: dict[tuple[str, str, str], Handler] = field(default_factory=dict)
+    calls: list[tuple[str, httpx.Request]] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)
+
+    def on(self, service: str, method: str, path: str, answer: Handler | httpx.Response | Any) -> None:
+        if isinstance(answer, httpx.Response):
+            response = answer
+            self.routes[(service, method, path)] = lambda _: response
+        elif callable(answer):
+            self.routes[(service, method, path)] = answer
+        else:
+            self.routes[(service, method, path)] = lambda _: httpx.Response(200, json=answer)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        service = SERVICES[request.url.port or 80]
+        self.calls.append((service, request))
+        if service in self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        handler = self.routes.get((service, request.method, request.url.path))
+        if handler is None:
+            return problem(404, "No such thing.")
+        return handler(request)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def called(self, service: str, path: str | None = None) -> list[httpx.Request]:
+        return [r for s, r in self.calls if s == service and (path is None or r.url.path == path)]
