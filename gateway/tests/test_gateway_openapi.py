@@ -42,7 +42,7 @@ def test_colliding_components_are_renamed_with_their_references(client: httpx.Cl
 
 def test_identical_components_are_shared_not_duplicated() -> None:
     table = RoutingTable(
-        DEFAULT_ROUTES, {n: "http://x" for n in ("users", "orders", "notification", "realtime")}
+        DEFAULT_ROUTES, {n: "http://x" for n in ("users", "orders", "notification", "realtime", "graphql")}
     )
     users = standin_openapi("users")
     orders = standin_openapi("orders")
