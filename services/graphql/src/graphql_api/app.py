@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
@@ -29,9 +30,32 @@ DESCRIPTION = "One GraphQL API over the services: POST /graphql, subscriptions o
 PATH = "/graphql"
 
 
+def _closed(ws: WebSocket) -> bool:
+    # A function, not an inline check: mypy narrows the state after the first test and calls the
+    # second unreachable, while the close happens in another task in between.
+    return ws.application_state is WebSocketState.DISCONNECTED
+
+
+class ClosableWebSocketAdapter(ASGIWebSocketAdapter):
+    """A subscription may close its client's connection itself (``stream``: a subscriber too slow, an
+    expired token) while Strawberry still has a message on its way, waiting for the socket to drain;
+    that message is dropped instead of failing (and being logged) as a send after the close."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        if _closed(self.ws):
+            return
+        try:
+            await super().send_json(message)
+        except RuntimeError:
+            if not _closed(self.ws):
+                raise
+
+
 class GraphQLEndpoint(GraphQLRouter[Context, None]):
     """Strawberry's router, with its plain-text refusals (a batch, a body that is not JSON, ...) answered
     as GraphQL errors, so a client reads every refusal the same way."""
+
+    websocket_adapter_class = ClosableWebSocketAdapter
 
     async def run(  # type: ignore[override]
         self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET

@@ -40,6 +40,7 @@ _REFUSED = {401: UNAUTHENTICATED, 403: FORBIDDEN, 429: RATE_LIMITED}
 # small and fixed, so a stalled subscriber's backlog is what the queue holds, not what the kernel does.
 UPSTREAM_QUEUE_FRAMES = 4
 UPSTREAM_RECEIVE_BUFFER = 64 * 1024
+UPSTREAM_CLOSE_TIMEOUT = 2.0
 # Realtime's largest frame is an order event of ~100 KB; anything past 1 MiB is not realtime speaking.
 MAX_FRAME_BYTES = 1024 * 1024
 
@@ -64,6 +65,9 @@ async def _open(ctx: Context, since: int | None) -> ClientConnection:
             open_timeout=ctx.settings.upstream_timeout,
             max_size=MAX_FRAME_BYTES,
             max_queue=UPSTREAM_QUEUE_FRAMES,
+            # Realtime answers a close at once, unless its answer waits behind frames we stopped
+            # reading (a subscriber too slow): then the connection is dropped after this long.
+            close_timeout=UPSTREAM_CLOSE_TIMEOUT,
             compression=None,
             user_agent_header=None,
             proxy=None,
