@@ -17,12 +17,13 @@ def fake() -> FakeServices:
 
 
 class GraphQLClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, token: str) -> None:
         self.client = client
+        self.token = token
 
     async def post(self, body: Any, **headers: str) -> httpx.Response:
         return await self.client.post(
-            "/graphql", json=body, headers={"Authorization": "Bearer caller-token", **headers}
+            "/graphql", json=body, headers={"Authorization": f"Bearer {self.token}", **headers}
         )
 
     async def run(
@@ -39,7 +40,7 @@ async def serve(fake: FakeServices, **overrides: Any) -> AsyncIterator[GraphQLCl
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://graphql.test") as client:
-            yield GraphQLClient(client)
+            yield GraphQLClient(client, fake.keys.token())
 
 
 @pytest.fixture

@@ -83,7 +83,9 @@ async def test_hostile_bodies_get_a_graphql_error_never_a_500(
     gql: GraphQLClient, fake: FakeServices, body: bytes
 ) -> None:
     response = await gql.client.post(
-        "/graphql", content=body, headers={"content-type": "application/json", "authorization": "Bearer t"}
+        "/graphql",
+        content=body,
+        headers={"content-type": "application/json", "authorization": f"Bearer {gql.token}"},
     )
 
     assert response.status_code in (200, 400), response.text
@@ -93,8 +95,31 @@ async def test_hostile_bodies_get_a_graphql_error_never_a_500(
     assert fake.calls == []
 
 
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic abc"])
+async def test_without_a_valid_token_the_answer_is_401_and_no_service_is_called(
+    gql: GraphQLClient, fake: FakeServices, authorization: str | None
+) -> None:
+    headers = {"authorization": authorization} if authorization else {}
+    response = await gql.client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert fake.calls == []
+
+
+async def test_an_expired_token_is_401(gql: GraphQLClient, fake: FakeServices) -> None:
+    expired = fake.keys.token(exp=1, iat=0)
+    response = await gql.client.post(
+        "/graphql", json={"query": "{ me { id } }"}, headers={"authorization": f"Bearer {expired}"}
+    )
+    assert response.status_code == 401
+
+
 async def test_a_get_query_is_not_executed(gql: GraphQLClient, fake: FakeServices) -> None:
-    response = await gql.client.get("/graphql", params={"query": "{ me { id } }"})
+    response = await gql.client.get(
+        "/graphql", params={"query": "{ me { id } }"}, headers={"authorization": f"Bearer {gql.token}"}
+    )
 
     assert response.status_code in (400, 404, 405), response.text
     assert fake.calls == []

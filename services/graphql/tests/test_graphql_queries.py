@@ -89,7 +89,7 @@ async def test_the_callers_token_and_request_id_reach_every_service(
     assert result == {"data": {"me": {"fullName": "Me"}, "unreadCount": 3}}
     for service in ("users", "notification"):
         (request,) = fake.called(service)
-        assert request.headers["authorization"] == "Bearer caller-token"
+        assert request.headers["authorization"] == f"Bearer {gql.token}"
         assert request.headers["x-request-id"] == "req-123"
 
 

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.testing import closed_port_url, serve_in_thread
+from gateway.testing import TestKeys, closed_port_url, serve_in_thread
 from graphql_api.app import create_app
 
 from .fakes import settings
@@ -49,6 +51,7 @@ class FakeRealtime:
     handshakes: list[dict[str, Any]] = field(default_factory=list)
     sent: int = 0
     closed_by_peer: threading.Event = field(default_factory=threading.Event)
+    keys: TestKeys = field(default_factory=TestKeys.generate)
 
     async def endpoint(self, ws: WebSocket) -> None:
         self.handshakes.append({"query": ws.url.query, "headers": dict(ws.headers)})
@@ -85,7 +88,11 @@ class FakeRealtime:
         self.closed_by_peer.set()
 
     def app(self) -> Starlette:
-        return Starlette(routes=[WebSocketRoute("/ws", self.endpoint)])
+        # It publishes users' JWKS too: graphql verifies the subscriber's token before anything else.
+        async def jwks(_: Request) -> JSONResponse:
+            return JSONResponse(self.keys.jwks)
+
+        return Starlette(routes=[WebSocketRoute("/ws", self.endpoint), Route("/.well-known/jwks.json", jwks)])
 
 
 @pytest.fixture
@@ -95,17 +102,15 @@ def realtime() -> Iterator[tuple[FakeRealtime, str]]:
         yield fake, running.url
 
 
-def graphql_server(realtime_url: str, **overrides: Any) -> Any:
-    app = create_app(settings(realtime_url=realtime_url, **overrides))
+def graphql_server(realtime_url: str, users_url: str | None = None, **overrides: Any) -> Any:
+    app = create_app(settings(realtime_url=realtime_url, users_url=users_url or realtime_url, **overrides))
     # No keepalive: a client that is told not to read must not be dropped for missing pings instead.
     return serve_in_thread(app, ws="websockets-sansio", ws_ping_interval=None)
 
 
 @asynccontextmanager
-async def subscribed(
-    url: str, since: int | None = 0, *, query: str = "token=caller-token"
-) -> AsyncIterator[ClientConnection]:
-    ws_url = url.replace("http://", "ws://") + f"/graphql?{query}"
+async def subscribed(url: str, token: str, since: int | None = 0) -> AsyncIterator[ClientConnection]:
+    ws_url = url.replace("http://", "ws://") + f"/graphql?token={token}"
     async with connect(
         ws_url,
         subprotocols=[PROTOCOL],  # type: ignore[list-item]
@@ -141,6 +146,19 @@ def error_codes(message: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in errors]
 
 
+@pytest.mark.parametrize("query", ["", "?token=not-a-token"])
+async def test_a_websocket_without_a_valid_token_is_refused_at_the_handshake(
+    realtime: tuple[FakeRealtime, str], query: str
+) -> None:
+    fake, realtime_url = realtime
+    with graphql_server(realtime_url) as graphql:
+        url = graphql.url.replace("http://", "ws://") + "/graphql" + query
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url, subprotocols=[PROTOCOL], open_timeout=10)  # type: ignore[list-item]
+    assert refused.value.response.status_code == 403
+    assert fake.handshakes == []
+
+
 async def next_message(ws: ClientConnection) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
     return message
@@ -151,7 +169,7 @@ async def test_events_are_relayed_in_order_with_the_callers_token_and_since(
 ) -> None:
     fake, realtime_url = realtime
     with graphql_server(realtime_url) as graphql:
-        async with subscribed(graphql.url, since=7) as ws:
+        async with subscribed(graphql.url, fake.keys.token(), since=7) as ws:
             offsets = []
             for _ in range(3):
                 message = await next_message(ws)
@@ -168,7 +186,7 @@ async def test_events_are_relayed_in_order_with_the_callers_token_and_since(
     assert offsets == [1, 2, 3]
     (handshake,) = fake.handshakes
     assert handshake["query"] == "since=7"
-    assert handshake["headers"]["authorization"] == "Bearer caller-token"
+    assert handshake["headers"]["authorization"].startswith("Bearer ey")
 
 
 async def test_an_expired_token_closes_the_clients_connection_with_4401(
@@ -177,7 +195,7 @@ async def test_an_expired_token_closes_the_clients_connection_with_4401(
     fake, realtime_url = realtime
     fake.scenario, fake.count = "expire", 1
     with graphql_server(realtime_url) as graphql:
-        async with subscribed(graphql.url) as ws:
+        async with subscribed(graphql.url, fake.keys.token()) as ws:
             assert (await next_message(ws))["type"] == "next"
             with pytest.raises(ConnectionClosed) as closed:
                 await next_message(ws)
@@ -191,14 +209,15 @@ async def test_a_refused_handshake_is_an_error_on_the_subscription(
     fake, realtime_url = realtime
     fake.scenario = "refuse"
     with graphql_server(realtime_url) as graphql:
-        async with subscribed(graphql.url) as ws:
+        async with subscribed(graphql.url, fake.keys.token()) as ws:
             message = await next_message(ws)
     assert error_codes(message) == ["FORBIDDEN"]
 
 
-async def test_an_unreachable_realtime_is_unavailable() -> None:
-    with graphql_server(closed_port_url()) as graphql:
-        async with subscribed(graphql.url) as ws:
+async def test_an_unreachable_realtime_is_unavailable(realtime: tuple[FakeRealtime, str]) -> None:
+    fake, users_url = realtime  # here only the keys' publisher
+    with graphql_server(closed_port_url(), users_url=users_url) as graphql:
+        async with subscribed(graphql.url, fake.keys.token()) as ws:
             message = await next_message(ws)
     assert error_codes(message) == ["UNAVAILABLE"]
 
@@ -208,7 +227,7 @@ async def test_a_negative_since_is_bad_input_and_realtime_is_not_called(
 ) -> None:
     fake, realtime_url = realtime
     with graphql_server(realtime_url) as graphql:
-        async with subscribed(graphql.url, since=-1) as ws:
+        async with subscribed(graphql.url, fake.keys.token(), since=-1) as ws:
             message = await next_message(ws)
     assert error_codes(message) == ["BAD_USER_INPUT"]
     assert fake.handshakes == []
@@ -220,7 +239,7 @@ async def test_a_subscriber_that_stops_reading_is_closed_with_4008_not_buffered(
     fake, realtime_url = realtime
     fake.scenario = "flood"
     with graphql_server(realtime_url, subscription_queue_size=8) as graphql:
-        async with subscribed(graphql.url) as ws:
+        async with subscribed(graphql.url, fake.keys.token()) as ws:
             # Not reading: graphql's sends stall once the socket buffers are full, its queue fills, and
             # it drops realtime's connection instead of reading on.
             closed = await asyncio.to_thread(fake.closed_by_peer.wait, 60)

@@ -17,14 +17,14 @@ from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types.unset import UNSET, UnsetType
+from strawberry.types.unset import UNSET
 
 from graphql_api.context import Context, get_context
 from graphql_api.errors import BAD_USER_INPUT
+from graphql_api.resources import open_resources
 from graphql_api.schema import build_schema
-from graphql_api.services import Caller, Services
 from graphql_api.settings import Settings
-from shared.web.app import create_base_app
+from shared.web.app import create_base_app, serving
 
 DESCRIPTION = "One GraphQL API over the services: POST /graphql, subscriptions over graphql-transport-ws."
 PATH = "/graphql"
@@ -68,19 +68,6 @@ class GraphQLEndpoint(GraphQLRouter[Context, None]):
             body = {"errors": [{"message": exc.reason, "extensions": {"code": BAD_USER_INPUT}}]}
             return JSONResponse(body, status_code=exc.status_code)
 
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """A token in ``connection_init``'s payload, for clients that can send neither header nor query."""
-        params: dict[str, object] = (
-            context.connection_params if isinstance(context.connection_params, dict) else {}
-        )
-        token = params.get("Authorization") or params.get("authorization") or params.get("token")
-        if isinstance(token, str) and token and context.caller.authorization is None:
-            value = token if token.lower().startswith("bearer ") else f"Bearer {token}"
-            headers = {**context.caller.headers, "authorization": value}
-            context.caller = Caller(headers, context.caller.idempotency_key)
-        unset: UnsetType = UNSET
-        return unset
-
 
 def create_app(
     settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
@@ -91,9 +78,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Services.open(settings, transport) as services:
-            app.state.services = services
-            # Nothing to check: with a service down, the fields that need it fail alone (UNAVAILABLE).
+        # No background workers: the same lifespan as the services' otherwise.
+        async with open_resources(settings, transport) as resources, serving(app, resources, []):
             yield
 
     app = create_base_app(
