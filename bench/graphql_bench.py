@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 connections=args.connections,
                 seconds=3,
                 script=scripts[name],
+                timeout=10,
             )
         results: dict[str, list[WrkResult]] = {name: [] for name in TARGETS}
         for round_no in range(1, args.rounds + 1):
@@ -179,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
                     connections=args.connections,
                     seconds=args.duration,
                     script=scripts[name],
+                    # A GraphQL page costs tens of ms of CPU: on a busy 2-core machine p99 may pass 2 s.
+                    timeout=10,
                 )
                 results[name].append(result)
                 print(

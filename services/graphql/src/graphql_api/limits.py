@@ -8,9 +8,10 @@ service call.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
-from graphql import GraphQLError, validate
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, validate
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
@@ -23,8 +24,28 @@ MAX_DEPTH = 10
 MAX_ALIASES = 30
 
 
+LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES))
+# Production: introspection is refused like a limit (contract section 7).
+LIMIT_RULES_WITHOUT_INTROSPECTION = (*LIMIT_RULES, NoSchemaIntrospectionCustomRule)
+
+LimitCheck = Callable[[GraphQLSchema, DocumentNode], GraphQLError | None]
+
+
+def limit_check(rules: tuple[type[ASTValidationRule], ...], cache_size: int = 128) -> LimitCheck:
+    """The first limit ``document`` breaks, remembered per document: with Strawberry's parser cache the
+    same query text is the same document, so a repeated query is not walked again."""
+
+    @functools.lru_cache(maxsize=cache_size)
+    def check(schema: GraphQLSchema, document: DocumentNode) -> GraphQLError | None:
+        errors = validate(schema, document, rules)
+        return errors[0] if errors else None
+
+    return check
+
+
 class RequestLimits(SchemaExtension):
-    rules: list[type[ASTValidationRule]] = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
+    def __init__(self, check: LimitCheck) -> None:
+        self.check = check
 
     def on_operation(self) -> Iterator[None]:
         query = self.execution_context.query or ""
@@ -39,15 +60,7 @@ class RequestLimits(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         document = self.execution_context.graphql_document
         if document is not None:
-            errors = validate(self.execution_context.schema._schema, document, self.rules)
-            if errors:
-                raise GraphQLError(
-                    errors[0].message, nodes=errors[0].nodes, extensions={"code": BAD_USER_INPUT}
-                )
+            error = self.check(self.execution_context.schema._schema, document)
+            if error is not None:
+                raise GraphQLError(error.message, nodes=error.nodes, extensions={"code": BAD_USER_INPUT})
         yield
-
-
-class RequestLimitsWithoutIntrospection(RequestLimits):
-    """Production: introspection is refused like a limit (contract section 7)."""
-
-    rules = [*RequestLimits.rules, NoSchemaIntrospectionCustomRule]

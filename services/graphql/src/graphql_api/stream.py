@@ -111,7 +111,9 @@ async def _read(
                 await upstream.close()
                 _replace_tail(queue, _Closed(None, SLOW_CONSUMER))
                 # From here, not from the subscription: that one is waiting for the client to read.
-                await _close_client(ctx, SLOW_CONSUMER)
+                # Shielded: the subscription, once the client reads again, ends and cancels this task,
+                # and a close cancelled while it waits for the socket would never reach the client.
+                await asyncio.shield(_close_client(ctx, SLOW_CONSUMER))
                 return
             queue.put_nowait(_event(frame))
     code = upstream.close_code
@@ -138,6 +140,8 @@ async def events(ctx: Context, since: int | None) -> AsyncIterator[StreamEvent]:
         while True:
             item = await queue.get()
             if isinstance(item, _Closed):
+                if item.close_code == SLOW_CONSUMER:
+                    return  # the reader closes the client
                 if item.close_code is not None:
                     await _close_client(ctx, item.close_code)
                     return
