@@ -11,7 +11,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from gateway.testing import Running, TestKeys
+from shared.testing.servers import Running
+from shared.testing.tokens import TokenIssuer
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def ws_url(gateway: str, query: str = "") -> str:
     return gateway.replace("http://", "ws://") + "/graphql" + (f"?{query}" if query else "")
 
 
-def test_post_graphql_is_forwarded_with_the_token(gateway_with_graphql: str, keys: TestKeys) -> None:
+def test_post_graphql_is_forwarded_with_the_token(gateway_with_graphql: str, keys: TokenIssuer) -> None:
     token = keys.token()
     response = httpx.post(
         gateway_with_graphql + "/graphql",
@@ -50,7 +51,7 @@ def test_post_graphql_without_a_token_is_401(gateway_with_graphql: str) -> None:
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_the_websocket_negotiates_graphql_transport_ws(gateway_with_graphql: str, keys: TestKeys) -> None:
+def test_the_websocket_negotiates_graphql_transport_ws(gateway_with_graphql: str, keys: TokenIssuer) -> None:
     with connect(
         ws_url(gateway_with_graphql, f"token={keys.token()}"),
         subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
@@ -63,7 +64,7 @@ def test_the_websocket_negotiates_graphql_transport_ws(gateway_with_graphql: str
 
 
 def test_a_token_in_the_authorization_header_works_for_the_websocket(
-    gateway_with_graphql: str, keys: TestKeys
+    gateway_with_graphql: str, keys: TokenIssuer
 ) -> None:
     with connect(
         ws_url(gateway_with_graphql),

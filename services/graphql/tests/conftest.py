@@ -21,15 +21,15 @@ class GraphQLClient:
         self.client = client
         self.token = token
 
-    async def post(self, body: Any, **headers: str) -> httpx.Response:
+    async def post(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
         return await self.client.post(
-            "/graphql", json=body, headers={"Authorization": f"Bearer {self.token}", **headers}
+            "/graphql", json=body, headers={"Authorization": f"Bearer {self.token}", **(headers or {})}
         )
 
     async def run(
-        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+        self, query: str, variables: dict[str, Any] | None = None, headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        response = await self.post({"query": query, "variables": variables or {}}, **headers)
+        response = await self.post({"query": query, "variables": variables or {}}, headers)
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result

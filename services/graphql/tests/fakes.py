@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from gateway.testing import TestKeys
 from graphql_api.settings import Settings
+from shared.testing.tokens import TokenIssuer
 
 PORTS = {"users": 18001, "orders": 18002, "notification": 18003, "realtime": 18004}
 SERVICES = {port: name for name, port in PORTS.items()}
@@ -73,7 +73,7 @@ class FakeServices:
     calls: list[tuple[str, httpx.Request]] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
     # users' signing key: graphql verifies every caller's token against its JWKS.
-    keys: TestKeys = field(default_factory=TestKeys.generate)
+    keys: TokenIssuer = field(default_factory=TokenIssuer)
 
     def on(self, service: str, method: str, path: str, answer: Handler | httpx.Response | Any) -> None:
         if isinstance(answer, httpx.Response):
@@ -87,7 +87,7 @@ class FakeServices:
     def handle(self, request: httpx.Request) -> httpx.Response:
         service = SERVICES[request.url.port or 80]
         if (service, request.url.path) == ("users", "/.well-known/jwks.json"):
-            return httpx.Response(200, json=self.keys.jwks)  # not a call the tests count
+            return httpx.Response(200, json=self.keys.jwks())  # not a call the tests count
         self.calls.append((service, request))
         if service in self.down:
             raise httpx.ConnectError("connection refused", request=request)

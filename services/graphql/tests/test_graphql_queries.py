@@ -84,7 +84,7 @@ async def test_the_callers_token_and_request_id_reach_every_service(
     fake.on("users", "GET", "/api/v1/users/me", user(name="Me"))
     fake.on("notification", "GET", "/api/v1/notifications/unread-count", {"count": 3})
 
-    result = await gql.run("{ me { fullName } unreadCount }", **{"X-Request-ID": "req-123"})
+    result = await gql.run("{ me { fullName } unreadCount }", headers={"X-Request-ID": "req-123"})
 
     assert result == {"data": {"me": {"fullName": "Me"}, "unreadCount": 3}}
     for service in ("users", "notification"):
@@ -124,7 +124,7 @@ async def test_the_idempotency_key_header_is_forwarded_on_mutations(
     fake.on("orders", "POST", f"/api/v1/orders/{order_id}/pay", order(str(uuid.uuid4()), status="paid"))
 
     result = await gql.run(
-        f'mutation {{ payOrder(id: "{order_id}") {{ status }} }}', **{"Idempotency-Key": "k-9"}
+        f'mutation {{ payOrder(id: "{order_id}") {{ status }} }}', headers={"Idempotency-Key": "k-9"}
     )
 
     assert result == {"data": {"payOrder": {"status": "PAID"}}}

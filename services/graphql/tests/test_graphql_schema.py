@@ -68,7 +68,7 @@ async def test_health_readiness_and_metrics(gql: GraphQLClient) -> None:
 
 
 async def test_the_request_id_is_echoed(gql: GraphQLClient) -> None:
-    response = await gql.post({"query": "{ __typename }"}, **{"X-Request-ID": "abc-1"})
+    response = await gql.post({"query": "{ __typename }"}, headers={"X-Request-ID": "abc-1"})
     assert response.headers["x-request-id"] == "abc-1"
 
 

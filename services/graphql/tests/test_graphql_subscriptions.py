@@ -20,8 +20,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.testing import TestKeys, closed_port_url, serve_in_thread
 from graphql_api.app import create_app
+from shared.testing.servers import closed_port_url, serve_in_thread
+from shared.testing.tokens import TokenIssuer
 
 from .fakes import settings
 
@@ -51,7 +52,7 @@ class FakeRealtime:
     handshakes: list[dict[str, Any]] = field(default_factory=list)
     sent: int = 0
     closed_by_peer: threading.Event = field(default_factory=threading.Event)
-    keys: TestKeys = field(default_factory=TestKeys.generate)
+    keys: TokenIssuer = field(default_factory=TokenIssuer)
 
     async def endpoint(self, ws: WebSocket) -> None:
         self.handshakes.append({"query": ws.url.query, "headers": dict(ws.headers)})
@@ -90,7 +91,7 @@ class FakeRealtime:
     def app(self) -> Starlette:
         # It publishes users' JWKS too: graphql verifies the subscriber's token before anything else.
         async def jwks(_: Request) -> JSONResponse:
-            return JSONResponse(self.keys.jwks)
+            return JSONResponse(self.keys.jwks())
 
         return Starlette(routes=[WebSocketRoute("/ws", self.endpoint), Route("/.well-known/jwks.json", jwks)])
 

@@ -7,8 +7,6 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.service.settings import BaseServiceSettings
 
-SERVICE = "graphql"
-
 # What the users service accepts on /internal/* outside production; production refuses it here too.
 DEV_USERS_SERVICE_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default
 
