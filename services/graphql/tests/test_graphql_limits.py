@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from graphql_api.limits import MAX_ALIASES, MAX_DEPTH, MAX_QUERY_BYTES
-
-from .conftest import GraphQLClient, serve
-from .fakes import FakeServices, user
+from graphql_testing import FakeServices, GraphQLClient, serve, user
 
 
 def deep_query(depth: int) -> str:

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import orjson
 
-from .conftest import GraphQLClient
-from .fakes import FakeServices, order, problem, user
+from graphql_testing import FakeServices, GraphQLClient, order, problem, user
 
 ORDERS_PAGE = """
 query Page($first: Int, $after: String) {

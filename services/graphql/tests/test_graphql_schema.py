@@ -11,8 +11,7 @@ from pydantic import ValidationError
 
 from graphql_api.schema import sdl
 from graphql_api.settings import Settings
-
-from .conftest import GraphQLClient
+from graphql_testing import GraphQLClient
 
 SCHEMA_FILE = Path(__file__).resolve().parents[3] / "docs" / "schema.graphql"
 

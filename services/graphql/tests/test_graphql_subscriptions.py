@@ -21,10 +21,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from graphql_api.app import create_app
+from graphql_testing import settings
 from shared.testing.servers import closed_port_url, serve_in_thread
 from shared.testing.tokens import TokenIssuer
-
-from .fakes import settings
 
 SUBSCRIBE = "subscription($since: Int) { events(since: $since) { offset id event data ts } }"
 PROTOCOL = "graphql-transport-ws"

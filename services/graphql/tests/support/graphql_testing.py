@@ -1,15 +1,17 @@
-"""Stand-ins for the services behind ``httpx.MockTransport``: canned answers, every request recorded."""
+"""The graphql tests' stand-ins: the services behind ``httpx.MockTransport`` (canned answers, every
+request recorded) and a client for the app over ASGI."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from graphql_api.app import create_app
 from graphql_api.settings import Settings
 from shared.testing.tokens import TokenIssuer
 
@@ -101,3 +103,30 @@ class FakeServices:
 
     def called(self, service: str, path: str | None = None) -> list[httpx.Request]:
         return [r for s, r in self.calls if s == service and (path is None or r.url.path == path)]
+
+
+class GraphQLClient:
+    def __init__(self, client: httpx.AsyncClient, token: str) -> None:
+        self.client = client
+        self.token = token
+
+    async def post(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.client.post(
+            "/graphql", json=body, headers={"Authorization": f"Bearer {self.token}", **(headers or {})}
+        )
+
+    async def run(
+        self, query: str, variables: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        response = await self.post({"query": query, "variables": variables or {}}, headers)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+async def serve(fake: FakeServices, **overrides: Any) -> AsyncIterator[GraphQLClient]:
+    app = create_app(settings(**overrides), transport=fake.transport())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://graphql.test") as client:
+            yield GraphQLClient(client, fake.keys.token())
