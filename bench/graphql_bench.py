@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 "ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "LOG_LEVEL": "WARNING",
                 "APP_ENV": "development",
+                "RATE_LIMIT_SCALE": "1000",
             },
             log_dir=workdir / "logs",
         )

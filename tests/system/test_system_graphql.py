@@ -50,7 +50,7 @@ def stack(
         test_amqp_url,
         signing_key_file,
         tmp_path_factory.mktemp("graphql-system"),
-        env={"ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={"ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD, "RATE_LIMIT_SCALE": "1000"},
     ) as stack:
         yield stack
 
