@@ -125,7 +125,9 @@ async def test_a_get_query_is_not_executed(gql: GraphQLClient, fake: FakeService
 
 @pytest.fixture
 async def production(fake: FakeServices) -> AsyncIterator[GraphQLClient]:
-    async for client in serve(fake, environment="production", users_service_token="a-real-secret-value"):
+    async for client in serve(
+        fake, environment="production", users_service_token="a-real-secret-value-of-32-characters-or-more"
+    ):
         yield client
 
 

@@ -74,4 +74,9 @@ async def test_the_request_id_is_echoed(gql: GraphQLClient) -> None:
 def test_production_refuses_the_development_service_token() -> None:
     with pytest.raises(ValidationError, match="GRAPHQL_USERS_SERVICE_TOKEN"):
         Settings(environment="production")
-    assert Settings(environment="production", users_service_token="a-real-one").port == 8005
+    assert (
+        Settings(
+            environment="production", users_service_token="a-real-one-long-enough-for-production-32+"
+        ).port
+        == 8005
+    )
