@@ -34,6 +34,9 @@ def table() -> RoutingTable:
         ("/api/v1/notifications/unread-count", "/api/v1/notifications/*", "notification", False),
         ("/api/v1/events/stream", "/api/v1/events/*", "realtime", False),
         ("/ws", "/ws", "realtime", False),
+        ("/api/v1/rooms", "/api/v1/rooms/*", "realtime", False),
+        ("/api/v1/rooms/0b6f/presence", "/api/v1/rooms/*", "realtime", False),
+        ("/api/v1/broadcasts", "/api/v1/broadcasts", "realtime", False),
     ],
 )
 def test_routes_match_the_contract(

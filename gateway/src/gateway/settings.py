@@ -35,6 +35,9 @@ DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(pattern="/api/v1/notifications/*", upstream="notification"),
     RouteSpec(pattern="/api/v1/events/*", upstream="realtime", stream=True),
     RouteSpec(pattern="/ws", upstream="realtime", websocket=True),
+    # Contract section 6: rooms and broadcasts, served by realtime.
+    RouteSpec(pattern="/api/v1/rooms/*", upstream="realtime"),
+    RouteSpec(pattern="/api/v1/broadcasts", upstream="realtime"),
 )
 
 

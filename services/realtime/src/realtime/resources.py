@@ -13,6 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from realtime.delivery.hub import Hub
 from realtime.metrics import RealtimeMetrics, TransportMetrics
+from realtime.rooms.hub import RoomHub
+from realtime.rooms.limits import Limits, SayBuckets
+from realtime.rooms.presence import PresenceStore
+from realtime.rooms.store import RoomStore
 from realtime.runtime import Runtime
 from realtime.settings import SCHEMA, Settings
 from realtime.streams.store import StreamStore
@@ -64,6 +68,14 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
             )
             store = StreamStore(engine)
             hub = Hub(store, metrics.realtime)
+            presence = PresenceStore(engine, ttl=settings.presence_ttl)
+            rooms = RoomHub(RoomStore(engine), presence, hub, recovery_limit=settings.recovery_limit)
+            scale = settings.rate_limit_scale
+            limits = Limits(
+                max_rooms=settings.max_rooms_per_connection,
+                say_rate=settings.say_rate * scale,
+                say_burst=settings.say_burst * scale,
+            )
             yield Resources(
                 settings=settings,
                 engine=engine,
@@ -76,9 +88,13 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                     hub=hub,
                     ws_metrics=TransportMetrics.bind(metrics.realtime, "ws"),
                     sse_metrics=TransportMetrics.bind(metrics.realtime, "sse"),
+                    rooms=rooms,
+                    room_limits=limits,
+                    say_buckets=SayBuckets(limits),
                 ),
             )
             # After the workers (the supervisor stops them before this runs).
+            await rooms.close()
             await hub.close()
     finally:
         await engine.dispose()

@@ -8,6 +8,8 @@ from starlette.requests import HTTPConnection
 
 from realtime.delivery.hub import Hub
 from realtime.metrics import TransportMetrics
+from realtime.rooms.hub import RoomHub
+from realtime.rooms.limits import Limits, SayBuckets
 from realtime.settings import Settings
 from realtime.streams.store import StreamStore
 from shared.auth.verifier import TokenVerifier
@@ -21,6 +23,9 @@ class Runtime:
     hub: Hub
     ws_metrics: TransportMetrics
     sse_metrics: TransportMetrics
+    rooms: RoomHub
+    room_limits: Limits
+    say_buckets: SayBuckets
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime:

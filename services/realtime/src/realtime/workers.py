@@ -1,5 +1,5 @@
 """The background work of a replica, for the app's supervisor: the event consumer, the LISTEN
-connection, the retention job."""
+connections (user streams, rooms), the retention jobs, the presence heartbeat."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import functools
 
 from realtime.delivery.listener import NotifyListener
 from realtime.resources import Metrics, Resources
+from realtime.rooms.frames import ROOMS_CHANNEL
+from realtime.rooms.heartbeat import PresenceHeartbeat
+from realtime.rooms.store import trim_rooms
 from realtime.streams.ingest import build_consumer
 from realtime.streams.retention import RetentionPolicy, trim_and_log
 from shared.service.supervisor import Worker, periodic, worker
@@ -22,6 +25,15 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
         on_connect=hub.resync,
         metrics=metrics.realtime,
     )
+    rooms = resources.runtime.rooms
+    room_listener = NotifyListener(
+        settings.service_database_url(),
+        on_notice=rooms.on_notice,
+        on_connect=rooms.resync,
+        metrics=None,
+        channel=ROOMS_CHANNEL,
+    )
+    heartbeat = PresenceHeartbeat(rooms, resources.runtime.say_buckets, interval=settings.presence_heartbeat)
     policy = RetentionPolicy(max_age=settings.retention_max_age, max_events=settings.retention_max_events)
     return [
         worker("event-consumer", consumer, readiness="broker", check=consumer.check),
@@ -31,6 +43,19 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
             "retention",
             settings.trim_interval,
             functools.partial(trim_and_log, resources.engine, policy),
+            first_after=0,
+        ),
+        worker("room-listener", room_listener, readiness="room_listener", check=room_listener.check),
+        worker("presence", heartbeat, readiness="presence", check=rooms.presence.check),
+        periodic(
+            "room-retention",
+            settings.trim_interval,
+            functools.partial(
+                trim_rooms,
+                resources.engine,
+                max_age=settings.room_retention_max_age,
+                max_messages=settings.room_retention_max_messages,
+            ),
             first_after=0,
         ),
     ]

@@ -41,6 +41,9 @@ class BaseServiceSettings(BaseSettings):
     # accepting and drains: for load balancers that learn of a shutdown only by polling readiness.
     # Kubernetes removes the pod from its Service first and sleeps in preStop instead, so 0 there.
     shutdown_delay: float = Field(default=0.0, ge=0, le=60, validation_alias=AliasChoices("SHUTDOWN_DELAY"))
+    # Multiplies every rate limit of the component (contract section 1): tests and benches that send
+    # many clients from one address raise it.
+    rate_limit_scale: float = Field(default=1.0, gt=0, validation_alias=AliasChoices("RATE_LIMIT_SCALE"))
     # Issuer and audience shared by the token issuer (users) and every verifier.
     jwt_issuer: str = Field(default="http://users", validation_alias=AliasChoices("JWT_ISSUER"))
     jwt_audience: str = Field(default="api", validation_alias=AliasChoices("JWT_AUDIENCE"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterator
 
 from realtime.delivery.subscriber import Subscriber
 from realtime.metrics import RealtimeMetrics
@@ -99,6 +100,11 @@ class Hub:
         for user_key, head in heads.items():
             if head > behind[user_key]:
                 await self._fetch(user_key, head)
+
+    def everyone(self) -> Iterator[Subscriber]:
+        """Every connection of this replica, WebSocket and SSE (broadcasts go to all of them)."""
+        for subs in list(self._users.values()):
+            yield from subs
 
     def close_all(self, code: int, reason: str, *, transport: str | None = None) -> None:
         """Ask every connection (of ``transport``, if given) to end with ``code``."""
