@@ -192,8 +192,8 @@ async def test_broadcasts_are_for_admins_and_reach_websocket_and_sse(
             reader = SseReader(sse.aiter_lines())
             while (await reader.next()).get("event") != "ready":
                 pass
-            body = "Maintenance at 22:00 UTC. " + "\U0001f600" * 1970  # over 8000 bytes: a NOTIFY names a row
-            for text in ("short", body):
+            big = "Maintenance at 22:00 UTC. " + "\U0001f600" * 1970  # over 8000 bytes: a NOTIFY names a row
+            for text in ("short", big):
                 accepted = await client.post(
                     "/api/v1/broadcasts", json={"title": "Notice", "body": text}, headers=admin
                 )

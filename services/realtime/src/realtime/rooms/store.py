@@ -133,20 +133,18 @@ class RoomStore:
         The room row's lock serialises every writer of the room on every replica: offsets are gapless,
         commit order is offset order, and a ``client_id`` seen after the lock is seen for certain.
         """
+        if client_id is not None:
+            # A retry usually finds its message without taking the room's lock (nor paying a commit).
+            async with self.engine.connect() as conn:
+                existing = await self._said(conn, room_id, user_id, client_id)
+            if existing is not None:
+                return existing
         async with self.engine.begin() as conn:
             found = await conn.scalar(select(R.c.id).where(R.c.id == room_id).with_for_update())
             if found is None:
                 return None
-            if client_id is not None:
-                existing = (
-                    await conn.execute(
-                        select(*_MESSAGE_COLUMNS).where(
-                            M.c.room_id == room_id, M.c.user_id == user_id, M.c.client_id == client_id
-                        )
-                    )
-                ).first()
-                if existing is not None:
-                    return Said(message_of(existing), existing, created=False)
+            if client_id is not None and (existing := await self._said(conn, room_id, user_id, client_id)):
+                return existing
             row = (
                 await conn.execute(
                     _APPEND,
@@ -176,6 +174,16 @@ class RoomStore:
         async with self.engine.connect() as conn:
             value = await conn.scalar(select(BROADCASTS.c.frame).where(BROADCASTS.c.id == broadcast_id))
         return None if value is None else str(value)
+
+    @staticmethod
+    async def _said(
+        conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, client_id: uuid.UUID
+    ) -> Said | None:
+        query = select(*_MESSAGE_COLUMNS).where(
+            M.c.room_id == room_id, M.c.user_id == user_id, M.c.client_id == client_id
+        )
+        row = (await conn.execute(query)).first()
+        return None if row is None else Said(message_of(row), row, created=False)
 
     async def messages_newest_first(self, room_id: uuid.UUID, *, limit: int, before: int | None) -> list[Any]:
         query = select(*_MESSAGE_COLUMNS).where(M.c.room_id == room_id)
