@@ -10,13 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from realtime.testing import Frames, IssuerStandIn, SseReader, ws_connect
+from realtime_testing import Frames, SseReader, ws_connect
+from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
 
 def bearer(
-    issuer: IssuerStandIn, user: uuid.UUID, *, name: str = "Ada", admin: bool = False
+    issuer: UsersStandIn, user: uuid.UUID, *, name: str = "Ada", admin: bool = False
 ) -> dict[str, str]:
     roles = ["user", "admin"] if admin else ["user"]
     return {"Authorization": f"Bearer {issuer.token(user, name=name, roles=roles)}"}
@@ -32,7 +33,7 @@ async def make_room(
 
 
 async def test_rooms_are_created_listed_read_and_deleted_by_their_creator(
-    shared_server: Any, issuer: IssuerStandIn
+    shared_server: Any, issuer: UsersStandIn
 ) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     async with httpx.AsyncClient(base_url=shared_server.url) as client:
@@ -74,7 +75,7 @@ async def test_rooms_are_created_listed_read_and_deleted_by_their_creator(
 
 
 async def test_messages_take_consecutive_offsets_and_a_client_id_is_stored_once(
-    shared_server: Any, issuer: IssuerStandIn
+    shared_server: Any, issuer: UsersStandIn
 ) -> None:
     alice = uuid.uuid4()
     headers = bearer(issuer, alice, name="Alice Smith")
@@ -126,14 +127,14 @@ async def test_messages_take_consecutive_offsets_and_a_client_id_is_stored_once(
         {},
     ],
 )
-async def test_bad_rooms_are_refused_with_422(shared_server: Any, issuer: IssuerStandIn, body: Any) -> None:
+async def test_bad_rooms_are_refused_with_422(shared_server: Any, issuer: UsersStandIn, body: Any) -> None:
     async with httpx.AsyncClient(base_url=shared_server.url) as client:
         response = await client.post("/api/v1/rooms", json=body, headers=bearer(issuer, uuid.uuid4()))
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_hostile_message_requests_get_4xx(shared_server: Any, issuer: IssuerStandIn) -> None:
+async def test_hostile_message_requests_get_4xx(shared_server: Any, issuer: UsersStandIn) -> None:
     headers = bearer(issuer, uuid.uuid4())
     async with httpx.AsyncClient(base_url=shared_server.url) as client:
         room = await make_room(client, headers)
@@ -168,7 +169,7 @@ async def test_hostile_message_requests_get_4xx(shared_server: Any, issuer: Issu
 
 
 async def test_broadcasts_are_for_admins_and_reach_websocket_and_sse(
-    shared_server: Any, issuer: IssuerStandIn
+    shared_server: Any, issuer: UsersStandIn
 ) -> None:
     user = uuid.uuid4()
     admin = bearer(issuer, uuid.uuid4(), admin=True)

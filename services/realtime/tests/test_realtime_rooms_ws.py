@@ -15,7 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from realtime.rooms.store import trim_rooms
-from realtime.testing import Frames, IssuerStandIn, ws_connect
+from realtime_testing import Frames, ws_connect
+from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
 
@@ -60,14 +61,14 @@ class Member:
             replay.append(frame)
 
 
-async def open_member(stack: Any, url: str, issuer: IssuerStandIn, user: uuid.UUID, name: str) -> Member:
+async def open_member(stack: Any, url: str, issuer: UsersStandIn, user: uuid.UUID, name: str) -> Member:
     ws = await stack.enter_async_context(ws_connect(url, issuer.token(user, name=name)))
     member = Member(ws)
     assert (await member.next())["type"] == "ready"
     return member
 
 
-async def new_room(url: str, issuer: IssuerStandIn) -> str:
+async def new_room(url: str, issuer: UsersStandIn) -> str:
     async with httpx.AsyncClient(base_url=url) as client:
         response = await client.post(
             "/api/v1/rooms",
@@ -78,7 +79,7 @@ async def new_room(url: str, issuer: IssuerStandIn) -> str:
     return room
 
 
-async def presence(url: str, issuer: IssuerStandIn, room: str) -> dict[str, int]:
+async def presence(url: str, issuer: UsersStandIn, room: str) -> dict[str, int]:
     async with httpx.AsyncClient(base_url=url) as client:
         response = await client.get(
             f"/api/v1/rooms/{room}/presence",
@@ -98,7 +99,7 @@ async def two(run_server: Any) -> Any:
 
 
 async def test_members_on_two_replicas_see_joins_messages_in_offset_order_and_leaves(
-    two: Any, issuer: IssuerStandIn
+    two: Any, issuer: UsersStandIn
 ) -> None:
     one, other = two
     room = await new_room(one.url, issuer)
@@ -160,7 +161,7 @@ async def test_members_on_two_replicas_see_joins_messages_in_offset_order_and_le
         assert await presence(other.url, issuer, room) == {str(alice): 1}
 
 
-async def test_a_rejoin_with_since_recovers_exactly_what_was_missed(two: Any, issuer: IssuerStandIn) -> None:
+async def test_a_rejoin_with_since_recovers_exactly_what_was_missed(two: Any, issuer: UsersStandIn) -> None:
     one, other = two
     room = await new_room(one.url, issuer)
     async with AsyncExitStack() as stack:
@@ -183,7 +184,7 @@ async def test_a_rejoin_with_since_recovers_exactly_what_was_missed(two: Any, is
         assert joined["recovered"] is False
 
 
-async def test_after_trimming_a_rejoin_is_not_recovered(run_server: Any, issuer: IssuerStandIn) -> None:
+async def test_after_trimming_a_rejoin_is_not_recovered(run_server: Any, issuer: UsersStandIn) -> None:
     async with run_server(ping_interval=30) as server, AsyncExitStack() as stack:
         room = await new_room(server.url, issuer)
         talker = await open_member(stack, server.ws_url, issuer, uuid.uuid4(), "T")
@@ -200,7 +201,7 @@ async def test_after_trimming_a_rejoin_is_not_recovered(run_server: Any, issuer:
 
 
 async def test_every_bad_frame_gets_an_error_frame_and_the_connection_stays(
-    run_server: Any, issuer: IssuerStandIn
+    run_server: Any, issuer: UsersStandIn
 ) -> None:
     async with run_server(ping_interval=30, max_rooms_per_connection=2) as server, AsyncExitStack() as stack:
         room = await new_room(server.url, issuer)
@@ -248,7 +249,7 @@ async def test_every_bad_frame_gets_an_error_frame_and_the_connection_stays(
         assert (await m.until("message"))["text"] == "still here"
 
 
-async def test_say_is_rate_limited_per_user(run_server: Any, issuer: IssuerStandIn) -> None:
+async def test_say_is_rate_limited_per_user(run_server: Any, issuer: UsersStandIn) -> None:
     async with run_server(ping_interval=30) as server, AsyncExitStack() as stack:
         room = await new_room(server.url, issuer)
         m = await open_member(stack, server.ws_url, issuer, uuid.uuid4(), "M")
@@ -269,7 +270,7 @@ async def test_say_is_rate_limited_per_user(run_server: Any, issuer: IssuerStand
 
 
 async def test_200_concurrent_says_with_one_client_id_store_one_message(
-    two: Any, issuer: IssuerStandIn
+    two: Any, issuer: UsersStandIn
 ) -> None:
     one, other = two
     room = await new_room(one.url, issuer)
@@ -292,7 +293,7 @@ async def test_200_concurrent_says_with_one_client_id_store_one_message(
 
 
 async def test_deleting_a_room_tells_its_members_and_erases_its_history(
-    two: Any, issuer: IssuerStandIn
+    two: Any, issuer: UsersStandIn
 ) -> None:
     one, other = two
     owner = uuid.uuid4()

@@ -23,9 +23,9 @@ from realtime.rooms.schemas import (
     RoomOut,
 )
 from realtime.runtime import runtime_of
-from shared.auth.dependencies import AdminPrincipal, CurrentPrincipal
-from shared.db.pagination import MAX_LIMIT, Cursor, Page, PageParamsDep
+from shared.db.pagination import MAX_LIMIT, Cursor, Page
 from shared.errors import Forbidden, NotFound, ValidationFailed
+from shared.service.dependencies import AdminPrincipal, CurrentPrincipal, PageParamsDep
 
 router = APIRouter(tags=["rooms"])
 
@@ -60,13 +60,6 @@ async def existing_room(room_id: RoomId, rooms: RoomsDep) -> Any:
 RoomRow = Annotated[Any, Depends(existing_room)]
 
 
-def _user(principal: CurrentPrincipal) -> uuid.UUID:
-    try:
-        return uuid.UUID(principal.user_id)
-    except ValueError as exc:
-        raise Forbidden("The access token's subject is not a user.") from exc
-
-
 def _room(row: Any) -> RoomOut:
     return RoomOut.model_validate(row, from_attributes=True)
 
@@ -76,7 +69,7 @@ async def create_room(
     body: RoomIn, principal: CurrentPrincipal, rooms: RoomsDep, response: Response
 ) -> RoomOut:
     """Create a room; any signed-in user may."""
-    row = await rooms.store.create(name=body.name, topic=body.topic, created_by=_user(principal))
+    row = await rooms.store.create(name=body.name, topic=body.topic, created_by=principal.user_id)
     response.headers["Location"] = f"/api/v1/rooms/{row.id}"
     return _room(row)
 
@@ -100,7 +93,7 @@ async def get_room(_: CurrentPrincipal, room: RoomRow) -> RoomOut:
 @router.delete("/api/v1/rooms/{room_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_room(room_id: RoomId, principal: CurrentPrincipal, rooms: RoomsDep) -> Response:
     """Delete a room and its history (its creator or an admin); its members receive ``room_closed``."""
-    outcome = await rooms.store.delete(room_id, user_id=_user(principal), admin=principal.is_admin)
+    outcome = await rooms.store.delete(room_id, user_id=principal.user_id, admin=principal.is_admin)
     if outcome is None:
         raise NotFound("No such room.")
     if outcome is False:
@@ -157,7 +150,7 @@ async def post_message(
 ) -> MessageOut:
     """Say something in a room; the same ``client_id`` again returns the first message (200)."""
     said = await rooms.store.say(
-        room_id, user_id=_user(principal), user_name=principal.name, text=body.text, client_id=body.client_id
+        room_id, user_id=principal.user_id, user_name=principal.name, text=body.text, client_id=body.client_id
     )
     if said is None:
         raise NotFound("No such room.")
