@@ -29,13 +29,16 @@ async def two(run_server: Any) -> Any:
         yield one, other
 
 
+@pytest.mark.parametrize("fanout", ["notify", "broker"])
 async def test_members_on_two_replicas_see_joins_messages_in_offset_order_and_leaves(
-    two: Any, issuer: UsersStandIn
+    run_server: Any, issuer: UsersStandIn, fanout: str
 ) -> None:
-    one, other = two
-    room = await new_room(one.url, issuer)
     alice, bob = uuid.uuid4(), uuid.uuid4()
     async with AsyncExitStack() as stack:
+        settings = {"ping_interval": 30, "rate_limit_scale": 100, "room_fanout": fanout}
+        one = await stack.enter_async_context(run_server(**settings))
+        other = await stack.enter_async_context(run_server(**settings))
+        room = await new_room(one.url, issuer)
         a = await open_member(stack, one.ws_url, issuer, alice, "Alice")
         replay, joined = await a.join(room)
         assert replay == []

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from realtime.delivery.hub import Hub
 from realtime.metrics import RealtimeMetrics, TransportMetrics
+from realtime.rooms.fanout import Announcer, BrokerFanout
 from realtime.rooms.hub import RoomHub
 from realtime.rooms.limits import Limits, SayBuckets
 from realtime.rooms.presence import PresenceStore
@@ -68,8 +69,14 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
             )
             store = StreamStore(engine)
             hub = Hub(store, metrics.realtime)
-            presence = PresenceStore(engine, ttl=settings.presence_ttl)
-            rooms = RoomHub(RoomStore(engine), presence, hub, recovery_limit=settings.recovery_limit)
+            broker = BrokerFanout(settings.amqp_url) if settings.room_fanout == "broker" else None
+            announcer = Announcer(engine, broker)
+            presence = PresenceStore(engine, announcer, ttl=settings.presence_ttl)
+            rooms = RoomHub(
+                RoomStore(engine, announcer), presence, hub, recovery_limit=settings.recovery_limit
+            )
+            if broker is not None:
+                broker.on_notice, broker.on_connect = rooms.on_notice, rooms.resync
             scale = settings.rate_limit_scale
             limits = Limits(
                 max_rooms=settings.max_rooms_per_connection,

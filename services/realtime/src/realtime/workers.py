@@ -26,12 +26,11 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
         metrics=metrics.realtime,
     )
     rooms = resources.runtime.rooms
-    room_listener = NotifyListener(
-        settings.service_database_url(),
-        on_notice=rooms.on_notice,
-        on_connect=rooms.resync,
-        metrics=None,
-        channel=ROOMS_CHANNEL,
+    broker = rooms.store.announcer.broker
+    room_notices = (
+        worker("room-fanout", broker, readiness="room_listener", check=broker.check)
+        if broker is not None
+        else _room_listener(resources)
     )
     heartbeat = PresenceHeartbeat(rooms, resources.runtime.say_buckets, interval=settings.presence_heartbeat)
     policy = RetentionPolicy(max_age=settings.retention_max_age, max_events=settings.retention_max_events)
@@ -45,7 +44,7 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
             functools.partial(trim_and_log, resources.engine, policy),
             first_after=0,
         ),
-        worker("room-listener", room_listener, readiness="room_listener", check=room_listener.check),
+        room_notices,
         worker("presence", heartbeat, readiness="presence", check=rooms.presence.check),
         periodic(
             "room-retention",
@@ -59,3 +58,15 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
             first_after=0,
         ),
     ]
+
+
+def _room_listener(resources: Resources) -> Worker:
+    rooms = resources.runtime.rooms
+    listener = NotifyListener(
+        resources.settings.service_database_url(),
+        on_notice=rooms.on_notice,
+        on_connect=rooms.resync,
+        metrics=None,
+        channel=ROOMS_CHANNEL,
+    )
+    return worker("room-listener", listener, readiness="room_listener", check=listener.check)

@@ -23,8 +23,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from realtime.rooms.fanout import Announcer, Notices
 from realtime.rooms.frames import control, presence_notice
-from realtime.rooms.store import notify
 
 _LOCK_SEED = 0x5052_4553  # "PRES"
 
@@ -124,8 +124,9 @@ def _presence_frame(room_id: uuid.UUID, user_id: uuid.UUID, user_name: str, acti
 class PresenceStore:
     """This replica's side of presence: its heartbeat, its members' counts, the sweep of dead ones."""
 
-    def __init__(self, engine: AsyncEngine, *, ttl: float) -> None:
+    def __init__(self, engine: AsyncEngine, announcer: Announcer, *, ttl: float) -> None:
         self.engine = engine
+        self.announcer = announcer
         self.ttl = ttl
         self.replica_id = uuid.uuid4()
         self.beating = False
@@ -148,7 +149,7 @@ class PresenceStore:
         """Count ``count`` more connections of the user here; True when they are the user's first in the
         room (a join frame goes to every replica at commit); None when the room is gone."""
         try:
-            async with self.engine.begin() as conn:
+            async with self.announcer.transaction() as (conn, notices):
                 await conn.execute(_LOCK, {"room_id": room_id, "user_id": user_id, "seed": _LOCK_SEED})
                 before = int(await conn.scalar(_COUNT, {"room_id": room_id, "user_id": user_id}) or 0)
                 await conn.execute(
@@ -162,18 +163,24 @@ class PresenceStore:
                     },
                 )
                 if before == 0:
-                    await notify(conn, _presence_frame(room_id, user_id, user_name, "join"))
+                    notices.append(_presence_frame(room_id, user_id, user_name, "join"))
                 return before == 0
         except IntegrityError:
             return None  # the room was deleted meanwhile (foreign key)
 
     async def exit(self, room_id: uuid.UUID, user_id: uuid.UUID, user_name: str, count: int = 1) -> bool:
         """Count ``count`` fewer; True when that was the user's last connection in the room."""
-        async with self.engine.begin() as conn:
-            return await self._exit(conn, room_id, user_id, user_name, count)
+        async with self.announcer.transaction() as (conn, notices):
+            return await self._exit(conn, notices, room_id, user_id, user_name, count)
 
     async def _exit(
-        self, conn: AsyncConnection, room_id: uuid.UUID, user_id: uuid.UUID, user_name: str, count: int
+        self,
+        conn: AsyncConnection,
+        notices: Notices,
+        room_id: uuid.UUID,
+        user_id: uuid.UUID,
+        user_name: str,
+        count: int,
     ) -> bool:
         await conn.execute(_LOCK, {"room_id": room_id, "user_id": user_id, "seed": _LOCK_SEED})
         key = {"room_id": room_id, "user_id": user_id, "replica_id": self.replica_id}
@@ -184,7 +191,7 @@ class PresenceStore:
             await conn.execute(_EMPTY, key)
         left = int(await conn.scalar(_COUNT, {"room_id": room_id, "user_id": user_id}) or 0) == 0
         if left:
-            await notify(conn, _presence_frame(room_id, user_id, user_name, "leave"))
+            notices.append(_presence_frame(room_id, user_id, user_name, "leave"))
         return left
 
     async def members(self, room_id: uuid.UUID) -> list[Present]:
@@ -195,7 +202,7 @@ class PresenceStore:
     async def sweep(self, *, goodbye: bool = False) -> int:
         """Drop the members of replicas whose heartbeat expired (and, with ``goodbye``, this one's),
         with a leave frame for each user that has no connection left in the room; how many rows went."""
-        async with self.engine.begin() as conn:
+        async with self.announcer.transaction() as (conn, notices):
             me = self.replica_id if goodbye else uuid.uuid4()
             dead = list((await conn.scalars(_DEAD, {"me": me})).all())
             if not dead:
@@ -205,5 +212,5 @@ class PresenceStore:
                 (room_id, user_id), user_name = pair
                 await conn.execute(_LOCK, {"room_id": room_id, "user_id": user_id, "seed": _LOCK_SEED})
                 if int(await conn.scalar(_COUNT, {"room_id": room_id, "user_id": user_id}) or 0) == 0:
-                    await notify(conn, _presence_frame(room_id, user_id, user_name, "leave"))
+                    notices.append(_presence_frame(room_id, user_id, user_name, "leave"))
             return len(rows)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, String, Uuid, bindparam, func, select, text, tuple_
+from sqlalchemy import DateTime, Uuid, bindparam, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from realtime.rooms.fanout import Announcer
 from realtime.rooms.frames import (
-    ROOMS_CHANNEL,
     RoomMessage,
     broadcast_notice,
     closed_notice,
@@ -44,10 +44,6 @@ _APPEND = text(
     bindparam("client_id", type_=Uuid),
 )
 
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)").bindparams(
-    bindparam("channel", type_=String), bindparam("payload", type_=String)
-)
-
 _MESSAGE_COLUMNS = (
     M.c.room_id,
     M.c.offset,
@@ -74,14 +70,10 @@ class History:
     recovered: bool
 
 
-async def notify(conn: AsyncConnection, payload: str) -> None:
-    """Heard by every replica when (and only if) the caller's transaction commits."""
-    await conn.execute(_NOTIFY, {"channel": ROOMS_CHANNEL, "payload": payload})
-
-
 class RoomStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, announcer: Announcer) -> None:
         self.engine = engine
+        self.announcer = announcer
 
     async def create(self, *, name: str, topic: str, created_by: uuid.UUID) -> Any:
         values = {
@@ -108,7 +100,7 @@ class RoomStore:
 
     async def delete(self, room_id: uuid.UUID, *, user_id: uuid.UUID, admin: bool) -> bool | None:
         """None: no such room; False: not the caller's to delete; True: gone, history and all."""
-        async with self.engine.begin() as conn:
+        async with self.announcer.transaction() as (conn, notices):
             owner = await conn.scalar(select(R.c.created_by).where(R.c.id == room_id).with_for_update())
             if owner is None:
                 return None
@@ -116,7 +108,7 @@ class RoomStore:
                 return False
             # Messages and presence rows go with it (ON DELETE CASCADE).
             await conn.execute(R.delete().where(R.c.id == room_id))
-            await notify(conn, closed_notice(str(room_id)))
+            notices.append(closed_notice(str(room_id)))
             return True
 
     async def say(
@@ -139,7 +131,7 @@ class RoomStore:
                 existing = await self._said(conn, room_id, user_id, client_id)
             if existing is not None:
                 return existing
-        async with self.engine.begin() as conn:
+        async with self.announcer.transaction() as (conn, notices):
             found = await conn.scalar(select(R.c.id).where(R.c.id == room_id).with_for_update())
             if found is None:
                 return None
@@ -159,16 +151,16 @@ class RoomStore:
                 )
             ).one()
             message = message_of(row)
-            await notify(conn, message_notice(message))
+            notices.append(message_notice(message))
             return Said(message, row, created=True)
 
     async def broadcast(self, broadcast_id: uuid.UUID, frame: Frame) -> None:
         """Announce a broadcast to every replica (not replayed: a row exists only for a big one)."""
         notice, stored = broadcast_notice(frame, broadcast_id)
-        async with self.engine.begin() as conn:
+        async with self.announcer.transaction() as (conn, notices):
             if stored:
                 await conn.execute(BROADCASTS.insert().values(id=broadcast_id, frame=frame.text))
-            await notify(conn, notice)
+            notices.append(notice)
 
     async def broadcast_text(self, broadcast_id: uuid.UUID) -> str | None:
         async with self.engine.connect() as conn:
