@@ -68,9 +68,9 @@ class Settings(DatabaseServiceSettings):
     say_burst: float = Field(default=10.0, ge=1)
     # Presence: each replica renews its heartbeat row this often; a replica silent for
     # ``presence_ttl`` seconds is dropped (its members leave) by the next sweep of another one.
-    # How room notices reach the other replicas: "notify" (Postgres NOTIFY in the storing transaction)
-    # or "broker" (a RabbitMQ fan-out exchange after the commit). README: why notify is the default.
-    room_fanout: Literal["notify", "broker"] = "notify"
+    # How room notices reach the other replicas: "broker" (a RabbitMQ fan-out exchange, after the
+    # commit) or "notify" (Postgres NOTIFY in the storing transaction). README: why broker is the default.
+    room_fanout: Literal["notify", "broker"] = "broker"
     presence_heartbeat: float = Field(default=5.0, gt=0)
     presence_ttl: float = Field(default=15.0, gt=0)
 

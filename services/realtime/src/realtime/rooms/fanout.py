@@ -1,4 +1,4 @@
-"""How room notices reach every replica: Postgres NOTIFY (the default) or a broker fan-out exchange.
+"""How room notices reach every replica: a broker fan-out exchange (the default) or Postgres NOTIFY.
 
 ``REALTIME_ROOM_FANOUT=notify``: each notice is a ``pg_notify`` inside the storing transaction, so it
 exists if and only if the row committed and arrives in commit order (offset order per room).
