@@ -215,6 +215,11 @@ async def test_two_people_talk_in_a_room_and_see_each_other_come_and_go(
 
 
 async def talk(ada: Page, grace: Page, stack: Stack) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        paths = (await client.get(stack.url("gateway") + "/openapi.json")).json()["paths"]
+    for path in ("/api/v1/rooms", "/api/v1/rooms/{room_id}/messages", "/api/v1/rooms/{room_id}/presence"):
+        assert path in paths, "the aggregated document lists the rooms API"
+    assert "/api/v1/broadcasts" in paths
     room_name = f"Tea {uuid.uuid4().hex[:6]}"
     await sign_in(ada, stack, "Ada")
     rooms = ada.locator("#room-form")
