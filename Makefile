@@ -63,6 +63,8 @@ bench: install apt-bench ## The benchmarks: prints a table of figures per part
 	$(BIN)/python -m bench.orders_bench
 	$(BIN)/python -m bench.notification_bench
 	$(BIN)/python -m bench.realtime_bench
+	$(BIN)/python -m bench.jobs_bench
+	$(BIN)/python -m bench.graphql_bench
 	$(BIN)/python -m bench.rooms_bench
 	$(BIN)/python services/realtime/bench/connections.py --connections 10000 --users 1000
 

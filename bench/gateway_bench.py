@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             "USERS_JWT_PRIVATE_KEY_FILE": str(write_dev_key(workdir / "jwt-ed25519.pem")),
             "LOG_LEVEL": "WARNING",
             "APP_ENV": "development",
+            "RATE_LIMIT_SCALE": "1000",
         }
         print("starting users and the gateway ...", file=sys.stderr)
         if args.standin:

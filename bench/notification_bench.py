@@ -39,7 +39,7 @@ from shared.service.settings import DEFAULT_AMQP_URL
 def event_for(user_id: uuid.UUID) -> OrderStatusChanged:
     return OrderStatusChanged(
         data=OrderStatusChangedData(
-            order_id=uuid.uuid4(), user_id=user_id, from_status="pending", to_status="paid"
+            order_id=uuid.uuid4(), user_id=user_id, from_status="pending", to_status="paid", reason="user"
         )
     )
 
@@ -147,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
             amqp_url=amqp_url,
             components=[c for c in COMPONENTS if c.name == "notification"],
             ports={c.name: free_port() for c in COMPONENTS},
-            env={"LOG_LEVEL": "WARNING", "APP_ENV": "development", "SMTP_PORT": str(free_port())},
+            env={
+                "LOG_LEVEL": "WARNING",
+                "APP_ENV": "development",
+                "RATE_LIMIT_SCALE": "1000",
+                "SMTP_PORT": str(free_port()),
+            },
             log_dir=workdir / "logs",
         )
         cleanup.callback(stack.stop_all)

@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 "USERS_JWT_PRIVATE_KEY_FILE": str(write_dev_key(workdir / "jwt-ed25519.pem")),
                 "LOG_LEVEL": "WARNING",
                 "APP_ENV": "development",
+                "RATE_LIMIT_SCALE": "1000",
             },
             log_dir=workdir / "logs",
         )

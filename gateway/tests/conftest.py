@@ -53,6 +53,8 @@ def start_gateway() -> Iterator[Callable[..., Running]]:
 
         def start(**settings: Any) -> Running:
             settings.setdefault("environment", "test")
+            # The tests are all one client (127.0.0.1); those about rate limits set their own scale.
+            settings.setdefault("rate_limit_scale", 1000)
             return stack.enter_context(serve_in_thread(create_app(GatewaySettings(**settings))))
 
         yield start

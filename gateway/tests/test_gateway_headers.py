@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 
-from gateway.headers import TrustedProxies, client_response_headers, upstream_request_headers
+from gateway.headers import client_response_headers, upstream_request_headers
 from gateway_testing import Recorder
 from shared.testing.servers import Running
+from shared.web.client_address import TrustedProxies
 
 
 def received(response: httpx.Response) -> dict[str, str]:

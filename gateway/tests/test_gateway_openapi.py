@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from gateway.openapi_merge import merge
 from gateway.routing import RoutingTable
 from gateway.settings import DEFAULT_ROUTES
 from gateway_testing import standin_openapi
+from shared.jobs.router import jobs_router
 
 OAUTH2: dict[str, list[str]] = {"OAuth2PasswordBearer": []}
 
@@ -40,7 +42,7 @@ def test_colliding_components_are_renamed_with_their_references(client: httpx.Cl
 
 def test_identical_components_are_shared_not_duplicated() -> None:
     table = RoutingTable(
-        DEFAULT_ROUTES, {n: "http://x" for n in ("users", "orders", "notification", "realtime")}
+        DEFAULT_ROUTES, {n: "http://x" for n in ("users", "orders", "notification", "realtime", "graphql")}
     )
     users = standin_openapi("users")
     orders = standin_openapi("orders")
@@ -56,3 +58,21 @@ def test_swagger_ui_is_served_with_its_oauth2_redirect(client: httpx.Client) -> 
     assert "/openapi.json" in page.text
     assert "oauth2RedirectUrl" in page.text
     assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+def test_each_services_jobs_api_is_in_the_aggregated_document() -> None:
+    names = ("users", "orders", "notification", "realtime")
+    table = RoutingTable(DEFAULT_ROUTES, {n: "http://x" for n in (*names, "graphql")})
+    documents = []
+    for name in names:
+        app = FastAPI(title=name)
+        app.include_router(jobs_router(name))
+        documents.append((name, app.openapi()))
+    merged = merge(documents, table, title="t", version="1")
+    for name in names:
+        prefix = f"/api/v1/admin/jobs/{name}"
+        assert merged["paths"][prefix]["get"]["security"] == [OAUTH2]
+        assert set(merged["paths"][f"{prefix}/{{name}}/schedule"]) == {"put"}
+        assert {f"{prefix}/{{name}}/{action}" for action in ("pause", "resume", "run", "runs")} <= set(
+            merged["paths"]
+        )

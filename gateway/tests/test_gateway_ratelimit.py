@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
-from gateway.headers import TrustedProxies
-from gateway.ratelimit import TokenBuckets, client_address
+from gateway.ratelimit import TokenBuckets
 from gateway.settings import GatewaySettings
 from shared.testing.servers import Running
 
@@ -51,23 +52,22 @@ def test_memory_stays_bounded_under_a_flood_of_addresses() -> None:
     assert len(buckets) <= 100
 
 
-def test_behind_a_trusted_proxy_the_client_is_the_nearest_untrusted_hop() -> None:
-    trusted = TrustedProxies(["10.0.0.0/8"])
-
-    def scope(peer: str, forwarded: str | None = None) -> dict[str, object]:
-        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
-        return {"client": (peer, 5000), "headers": headers}
-
-    assert client_address(scope("203.0.113.9"), trusted) == "203.0.113.9"
-    # An untrusted peer's X-Forwarded-For is not believed: it could name anyone.
-    assert client_address(scope("203.0.113.9", "198.51.100.1"), trusted) == "203.0.113.9"
-    assert client_address(scope("10.1.2.3", "198.51.100.1, 203.0.113.7, 10.9.9.9"), trusted) == "203.0.113.7"
-    assert client_address(scope("10.1.2.3"), trusted) == "10.1.2.3"
-
-
-def test_the_limit_is_off_by_default() -> None:
-    assert GatewaySettings(environment="test").rate_limit_per_minute == 0
+def test_the_limits_are_on_by_default_and_scaled_by_rate_limit_scale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits = GatewaySettings(environment="test").rate_limits()
+    assert set(limits) == {"default", "auth", "stream"}
+    assert limits["auth"][0] < limits["default"][0]
+    assert limits["stream"][0] < limits["default"][0]
     assert GatewaySettings(environment="test", rate_limit_per_minute=600).rate_limit_capacity == 100
+    monkeypatch.setenv("RATE_LIMIT_SCALE", "10")
+    scaled = GatewaySettings(environment="test").rate_limits()
+    for name, (rate, burst) in limits.items():
+        assert scaled[name] == pytest.approx((rate * 10, burst * 10))
+    routes = {route.pattern: route.rate_limit for route in GatewaySettings(environment="test").routes}
+    assert routes["/api/v1/auth/register"] == routes["/api/v1/auth/token"] == "auth"
+    assert routes["/api/v1/auth/password-reset/*"] == "auth"
+    assert routes["/ws"] == routes["/api/v1/events/*"] == "stream"
 
 
 def limited_count(text: str, route: str) -> float:
@@ -84,6 +84,7 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(
         orders_url=users_upstream.url,
         rate_limit_per_minute=6,
         rate_limit_burst=2,
+        rate_limit_scale=1,
         cors_origins=["https://app.example.com"],
     ).url
     with httpx.Client(base_url=gateway, timeout=5) as client:
@@ -106,3 +107,67 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(
         metrics = client.get("/metrics").text
         assert limited_count(metrics, "/api/v1/users/*") == 2
         assert 'http_requests_total{method="GET",route="/api/v1/users/*",status="429"} 2.0' in metrics
+
+
+def test_register_and_token_have_a_tighter_limit_of_their_own(
+    start_gateway: Callable[..., Running], users_upstream: Running, auth: dict[str, str]
+) -> None:
+    gateway = start_gateway(
+        users_url=users_upstream.url,
+        auth_rate_limit_per_minute=1,
+        auth_rate_limit_burst=2,
+        rate_limit_scale=1,
+    ).url
+    with httpx.Client(base_url=gateway, timeout=5) as client:
+        form = {"grant_type": "password", "username": "a@example.com", "password": "x"}
+        answers = [client.post("/api/v1/auth/token", data=form).status_code for _ in range(2)]
+        answers.append(client.post("/api/v1/auth/register", json={}).status_code)
+        assert 429 not in answers[:2]
+        assert answers[2] == 429, "register and token share the client's auth bucket"
+        # The general bucket still has room: other routes answer.
+        assert client.get("/api/v1/users/me", headers=auth).status_code == 200
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_bucket_whatever_it_writes(
+    start_gateway: Callable[..., Running], users_upstream: Running, auth: dict[str, str]
+) -> None:
+    gateway = start_gateway(
+        users_url=users_upstream.url,
+        rate_limit_per_minute=6,
+        rate_limit_burst=1,
+        rate_limit_scale=1,
+        trusted_proxies=["127.0.0.1"],
+    ).url
+    with httpx.Client(base_url=gateway, timeout=5) as client:
+
+        def get(forwarded: str) -> int:
+            headers = {**auth, "X-Forwarded-For": forwarded}
+            return client.get("/api/v1/users/me", headers=headers).status_code
+
+        assert get("203.0.113.1") == 200
+        assert get("203.0.113.2") == 200, "another client behind the same proxy"
+        # A client cannot dodge its bucket by writing addresses in front of the one the proxy appended.
+        assert get("198.51.100.77, 203.0.113.1") == 429
+
+
+async def test_websocket_handshakes_are_rate_limited(
+    start_gateway: Callable[..., Running], users_upstream: Running, auth: dict[str, str]
+) -> None:
+    gateway = start_gateway(
+        users_url=users_upstream.url,
+        realtime_url=users_upstream.url,
+        stream_rate_limit_per_minute=1,
+        stream_rate_limit_burst=1,
+        rate_limit_scale=1,
+    ).url
+    url = gateway.replace("http://", "ws://", 1) + "/ws"
+    async with connect(url, additional_headers=auth, open_timeout=5):
+        pass
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers=auth, open_timeout=5):
+            pass
+    assert refused.value.response.status_code == 429
+    assert refused.value.response.headers["content-type"] == "application/problem+json"
+    assert int(refused.value.response.headers["retry-after"]) >= 1
+    async with httpx.AsyncClient(base_url=gateway, timeout=5) as client:
+        assert limited_count((await client.get("/metrics")).text, "/ws") == 1

@@ -12,7 +12,7 @@ from gateway.routing import RoutingTable, is_denied
 from gateway.settings import DEFAULT_ROUTES, GatewaySettings
 from gateway_testing import Recorder
 
-URLS = {name: f"http://{name}:1" for name in ("users", "orders", "notification", "realtime")}
+URLS = {name: f"http://{name}:1" for name in ("users", "orders", "notification", "realtime", "graphql")}
 
 
 @pytest.fixture
@@ -34,6 +34,21 @@ def table() -> RoutingTable:
         ("/api/v1/notifications/unread-count", "/api/v1/notifications/*", "notification", False),
         ("/api/v1/events/stream", "/api/v1/events/*", "realtime", False),
         ("/ws", "/ws", "realtime", False),
+        ("/api/v1/admin/jobs/users", "/api/v1/admin/jobs/users/*", "users", False),
+        ("/api/v1/admin/jobs/orders/purge-outbox/run", "/api/v1/admin/jobs/orders/*", "orders", False),
+        (
+            "/api/v1/admin/jobs/notification/daily-report/runs",
+            "/api/v1/admin/jobs/notification/*",
+            "notification",
+            False,
+        ),
+        (
+            "/api/v1/admin/jobs/realtime/trim-streams/pause",
+            "/api/v1/admin/jobs/realtime/*",
+            "realtime",
+            False,
+        ),
+        ("/graphql", "/graphql", "graphql", False),
         ("/api/v1/rooms", "/api/v1/rooms/*", "realtime", False),
         ("/api/v1/rooms/0b6f/presence", "/api/v1/rooms/*", "realtime", False),
         ("/api/v1/broadcasts", "/api/v1/broadcasts", "realtime", False),
@@ -59,6 +74,10 @@ def test_routes_match_the_contract(
         "/api/v1/orders/metrics",
         "/api/v1/notifications/readyz",
         "/api/v1/usersfoo",
+        "/api/v1/admin/jobs",
+        "/api/v1/admin/jobs/gateway",
+        "/api/v1/admin/jobs/ordersx/purge-outbox/run",
+        "/api/v1/admin/jobs/orders/metrics",
         "/healthz",
         "/metrics",
         "/",
@@ -147,3 +166,28 @@ def test_the_gateways_own_probes_answer(client: httpx.Client) -> None:
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"users_jwks": "ok"}
     assert "http_requests" in client.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1:8001/api/v1/users/redirect/",  # an upstream's own address
+        "//10.0.0.7/api/v1/users/me",  # scheme-relative, still another host
+        "/api/v1/users/redirect/",  # a trailing-slash redirect
+    ],
+)
+def test_an_upstream_redirect_to_an_internal_address_or_a_trailing_slash_is_not_forwarded(
+    client: httpx.Client, auth: dict[str, str], location: str
+) -> None:
+    response = client.get("/api/v1/users/redirect", params={"to": location}, headers=auth)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "location" not in response.headers
+    assert "127.0.0.1:8001" not in response.text
+    assert "10.0.0.7" not in response.text
+
+
+def test_a_relative_redirect_elsewhere_passes(client: httpx.Client, auth: dict[str, str]) -> None:
+    response = client.get("/api/v1/users/redirect", params={"to": "/api/v1/users/me"}, headers=auth)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/api/v1/users/me"

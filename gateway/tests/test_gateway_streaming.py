@@ -10,6 +10,7 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from gateway_testing import Recorder
 from shared.testing.servers import Running, closed_port_url, serve_in_thread
+from shared.testing.tokens import TokenIssuer
 
 
 def test_events_arrive_before_the_upstream_has_finished(client: httpx.Client, auth: dict[str, str]) -> None:
@@ -71,3 +72,17 @@ def test_a_stopping_gateway_ends_its_streams_with_a_complete_response(
         running.server.should_exit = True
         rest = b"".join(chunks)
     assert b"id: 1000\n" not in rest
+
+
+def test_an_event_stream_takes_its_token_from_the_query_as_a_browser_sends_it(
+    client: httpx.Client, keys: TokenIssuer
+) -> None:
+    params = {"count": "1", "gap": "0", "token": keys.token()}
+    with client.stream("GET", "/api/v1/events/stream", params=params) as response:
+        assert response.status_code == 200
+        assert next(response.iter_raw()).startswith(b"id: 1")
+    refused = client.get("/api/v1/events/stream", params={**params, "token": "not-a-token"})
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    # Only event streams: elsewhere a token in the URL would end up in every log and history.
+    assert client.get("/api/v1/users/me", params={"token": keys.token()}).status_code == 401

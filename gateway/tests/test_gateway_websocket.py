@@ -55,3 +55,18 @@ def test_a_handshake_the_service_refuses_is_refused(gateway: str, keys: TokenIss
     with pytest.raises(InvalidStatus) as refused:
         connect(ws_url(gateway, f"token={keys.token()}&refuse=1"), open_timeout=5)
     assert refused.value.response.status_code == 403
+
+
+def test_a_client_frame_over_16_kib_closes_with_1009_before_it_reaches_the_service(
+    gateway: str, keys: TokenIssuer
+) -> None:
+    with connect(ws_url(gateway, f"token={keys.token()}"), open_timeout=5, max_size=None) as ws:
+        ws.recv(timeout=5)
+        largest = "x" * (16 * 1024 - len("echo:"))
+        ws.send(largest)
+        assert ws.recv(timeout=5) == "echo:" + largest
+        ws.send("x" * (16 * 1024 + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009

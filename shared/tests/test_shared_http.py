@@ -145,7 +145,7 @@ async def test_readyz_names_the_failed_check() -> None:
         return None
 
     async def broken() -> None:
-        raise ConnectionError("refused")
+        raise ConnectionError("refused by 10.0.3.7:5672")
 
     app.state.readiness = {"database": fine, "broker": broken}
     transport = httpx.ASGITransport(app=app)
@@ -153,7 +153,10 @@ async def test_readyz_names_the_failed_check() -> None:
         response = await client.get("/readyz")
         assert response.status_code == 503
         assert "broker" in response.json()["detail"]
-        assert response.json()["checks"] == {"database": "ok", "broker": "ConnectionError: refused"}
+        # The check's name only: an exception's text carries internal addresses.
+        assert response.json()["checks"] == {"database": "ok", "broker": "failed"}
+        assert "refused" not in response.text
+        assert "ConnectionError" not in response.text
         app.state.readiness = {"database": fine}
         assert (await client.get("/readyz")).status_code == 200
         assert (await client.get("/healthz")).status_code == 200

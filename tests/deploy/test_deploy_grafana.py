@@ -32,6 +32,10 @@ DASHBOARD_NEEDLES = {
         "gateway_upstream_errors_total",
         "gateway_rate_limited_total",
         "circuit_breaker_state",
+        # The scheduled jobs of every service (shared.jobs).
+        "job_last_success_timestamp_seconds",
+        "job_runs_total",
+        "job_duration_seconds_bucket",
     ),
     "event-flow.json": (
         "outbox_published_total",

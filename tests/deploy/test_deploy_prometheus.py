@@ -41,6 +41,7 @@ REQUIRED_ALERTS = frozenset(
         "DeadLetterQueueNotEmpty",
         "EventConsumerDown",
         "RealtimeAllConnectionsLost",
+        "ScheduledJobNotSucceeding",
     }
 )
 

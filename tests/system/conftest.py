@@ -62,6 +62,7 @@ def stack(
             "ADMIN_EMAIL": ADMIN_EMAIL,
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "APP_ENV": "test",
+            "RATE_LIMIT_SCALE": "1000",
             "LOG_LEVEL": "INFO",
         },
         log_dir=log_dir,

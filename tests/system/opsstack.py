@@ -83,6 +83,7 @@ def running_stack(
         env={
             "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
             "APP_ENV": "test",
+            "RATE_LIMIT_SCALE": "1000",
             "LOG_LEVEL": "WARNING",
             **(env or {}),
         },

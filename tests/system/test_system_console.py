@@ -61,6 +61,7 @@ def console_stack(
             "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
             "USERS_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL),
             "APP_ENV": "test",
+            "RATE_LIMIT_SCALE": "1000",
             "LOG_LEVEL": "WARNING",
         },
         log_dir=tmp_path_factory.mktemp("console-logs"),

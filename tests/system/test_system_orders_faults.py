@@ -62,7 +62,12 @@ def orders_stack(
         amqp_url=test_amqp_url,
         components=[c for c in COMPONENTS if c.name in ("users", "orders", "gateway")],
         ports={c.name: free_port() for c in COMPONENTS},
-        env={"USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file), "APP_ENV": "test", "LOG_LEVEL": "WARNING"},
+        env={
+            "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
+            "APP_ENV": "test",
+            "RATE_LIMIT_SCALE": "1000",
+            "LOG_LEVEL": "WARNING",
+        },
         component_env={"orders": {"AMQP_URL": through(test_amqp_url, broker_proxy.port)}},
         log_dir=tmp_path_factory.mktemp("orders-logs"),
     )

@@ -127,6 +127,7 @@ def system(
         "env": {
             "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
             "APP_ENV": "test",
+            "RATE_LIMIT_SCALE": "1000",
             "LOG_LEVEL": "WARNING",
         },
         "component_env": {"realtime": REALTIME_ENV},

@@ -20,9 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.console import console_router
 from gateway.cors import GatewayCORSMiddleware
 from gateway.docs import docs_router
-from gateway.headers import TrustedProxies
 from gateway.proxy import ProxyApp
-from gateway.ratelimit import RateLimitMiddleware, TokenBuckets, rate_limited_counter
+from gateway.ratelimit import rate_limited_counter, rate_limiter
 from gateway.routing import RoutingTable
 from gateway.runtime import GatewayRuntime
 from gateway.settings import GatewaySettings
@@ -97,11 +96,10 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     lifecycle = lifecycle_of(api)
     chain: ASGIApp = ProxyApp(runtime, lifecycle.stopped if lifecycle is not None else None)
     refused = rate_limited_counter(registry, [route.template for route in runtime.table.routes])
-    if settings.rate_limit_per_minute:
+    limiter = rate_limiter(settings, runtime.table, refused)
+    if limiter is not None:
         # Inside CORS and metrics: a 429 carries the CORS headers a browser needs and is counted.
-        buckets = TokenBuckets(settings.rate_limit_per_minute / 60, settings.rate_limit_capacity)
-        trusted = TrustedProxies(settings.trusted_proxies)
-        chain = RateLimitMiddleware(chain, buckets=buckets, trusted=trusted, refused=refused)
+        chain = limiter(chain)
     if settings.cors_origins:
         # Around the proxy only, so a preflight is answered without a token.
         chain = GatewayCORSMiddleware(chain, settings.cors_origins)
@@ -112,4 +110,7 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     chain = RequestIdMiddleware(chain)
     # Outermost: the server span covers everything the gateway does with the request.
     chain = ServerSpanMiddleware(chain)
-    return GatewayApp(api, runtime, chain, RequestIdMiddleware(WebSocketProxy(runtime)))
+    ws_chain: ASGIApp = WebSocketProxy(runtime)
+    if limiter is not None:
+        ws_chain = limiter(ws_chain)
+    return GatewayApp(api, runtime, chain, RequestIdMiddleware(ws_chain))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+from shared.web.client_address import TrustedProxies
 
 Header = tuple[bytes, bytes]
 
@@ -37,29 +38,6 @@ def _is_hop(name: bytes) -> bool:
     return name in HOP_BY_HOP or name.startswith(b"proxy-")
 
 
-class TrustedProxies:
-    """Peers whose X-Forwarded-For is extended rather than replaced (a load balancer in front)."""
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        self._networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
-        self._verdicts: dict[str, bool] = {}
-
-    def __contains__(self, peer: str) -> bool:
-        if not self._networks:
-            return False
-        verdict = self._verdicts.get(peer)
-        if verdict is None:
-            try:
-                address = ipaddress.ip_address(peer)
-            except ValueError:
-                return False
-            verdict = any(address in network for network in self._networks)
-            if len(self._verdicts) > 4096:
-                self._verdicts.clear()
-            self._verdicts[peer] = verdict
-        return verdict
-
-
 @dataclass(slots=True)
 class ForwardedRequest:
     """What the proxy needs from the client's headers, gathered in one pass."""
@@ -75,8 +53,9 @@ def upstream_request_headers(
 ) -> ForwardedRequest:
     """Client headers (ASGI: lower-case names) to send upstream, with X-Forwarded-* and the request id.
 
-    X-Forwarded-For is the peer's address alone unless the peer is a trusted proxy: the gateway is the
-    public entry, and services (login throttling) believe the first address in it.
+    X-Forwarded-For is the peer's address alone unless the peer is a trusted proxy, whose list is then
+    extended: services trust the gateway and take the right-most address that is not a trusted proxy
+    (``shared.web.client_address``), so whatever a client writes into the header itself is never believed.
     """
     out: list[Header] = []
     host = forwarded_for = authorization = connection = None
@@ -130,3 +109,28 @@ def client_response_headers(raw: list[Header]) -> list[Header]:
         listed = _connection_tokens(connection)
         out = [(name, value) for name, value in out if name not in listed]
     return out
+
+
+def leaks_internal_redirect(headers: list[Header], request_path: str) -> bool:
+    """Whether an upstream's redirect must not reach the client (contract section 3).
+
+    An upstream knows only its own address, so an absolute ``Location`` points at an internal one;
+    and a trailing-slash redirect (FastAPI's ``redirect_slashes``) is an upstream's routing detail.
+    """
+    location = next((value for name, value in headers if name == b"location"), None)
+    if location is None:
+        return False
+    target = urlsplit(location.decode("latin-1").strip())
+    if target.scheme or target.netloc or target.path.startswith("//"):
+        return True
+    return target.path.rstrip("/") == request_path.rstrip("/")
+
+
+def query_param(query_string: bytes, name: str) -> str | None:
+    """The first value of ``name`` in a query string (percent-decoded), or None."""
+    if not query_string:
+        return None
+    for key, value in parse_qsl(query_string.decode("latin-1")):
+        if key == name:
+            return value or None
+    return None

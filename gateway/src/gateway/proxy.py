@@ -12,16 +12,22 @@ import time
 
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.headers import TrustedProxies, client_response_headers, upstream_request_headers
+from gateway.headers import (
+    client_response_headers,
+    leaks_internal_redirect,
+    query_param,
+    upstream_request_headers,
+)
 from gateway.routing import Route
 from gateway.runtime import GatewayRuntime
 from gateway.streaming import stream_response
 from gateway.upstream import translate
 from shared.auth.verifier import bearer_token
-from shared.errors import AppError, Unauthorized
+from shared.errors import AppError, NotFound, Unauthorized
 from shared.http import UpstreamError
 from shared.observability.request_id import current_request_id
 from shared.observability.tracing import TracerCache, client_span
+from shared.web.client_address import TrustedProxies
 from shared.web.problems import problem_response
 
 
@@ -73,7 +79,9 @@ class ProxyApp:
             trusted=self.trusted,
         )
         if not route.public:
-            await self._authenticate(forwarded.authorization)
+            # An event stream may carry its token in ?token= (a browser's EventSource sets no headers).
+            query_token = query_param(scope.get("query_string", b""), "token") if route.stream else None
+            await self._authenticate(forwarded.authorization, query_token)
         body = None
         if forwarded.chunked or forwarded.content_length is not None:
             # Read whole before anything is sent upstream (the body-size middleware counts it as it
@@ -99,6 +107,9 @@ class ProxyApp:
             if span is not None:
                 span.set_attribute("http.response.status_code", response.status)
         self.observers[route.upstream].observe(time.perf_counter() - started)
+        if 300 <= response.status < 400 and leaks_internal_redirect(response.headers, scope["path"]):
+            response.release()
+            raise NotFound("No such resource.")
         if route.stream:
             await stream_response(response, receive, send, self.stop)
             return
@@ -106,8 +117,8 @@ class ProxyApp:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
-    async def _authenticate(self, authorization: bytes | None) -> None:
-        token = bearer_token(authorization.decode("latin-1") if authorization else None)
+    async def _authenticate(self, authorization: bytes | None, query_token: str | None = None) -> None:
+        token = bearer_token(authorization.decode("latin-1") if authorization else None) or query_token
         if token is None:
             raise Unauthorized("An access token is required.", error=None)
         # Verified tokens are cached by the verifier: a client's repeated token costs a dict lookup.

@@ -22,6 +22,7 @@ class Route:
     public: bool
     stream: bool
     websocket: bool
+    rate_limit: str | None
     prefix: str = field(repr=False)
     is_prefix: bool = field(repr=False)
 
@@ -35,6 +36,7 @@ class Route:
             public=spec.public,
             stream=spec.stream,
             websocket=spec.websocket,
+            rate_limit=spec.rate_limit,
             prefix=spec.pattern[:-2] if is_prefix else spec.pattern,
             is_prefix=is_prefix,
         )

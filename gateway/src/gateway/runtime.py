@@ -61,7 +61,12 @@ class GatewayRuntime:
                 for name, url in self.table.upstreams.items()
             }
             keys = RequiredKeySource(JwksKeySource(settings.jwks_url, http))
-            self._verifier = TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+            self._verifier = TokenVerifier(
+                keys,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                access_token_ttl=settings.access_token_ttl.total_seconds(),
+            )
             self._openapi = OpenApiAggregator(self.table, http, ttl=settings.openapi_ttl)
             try:
                 yield
@@ -100,8 +105,10 @@ class GatewayRuntime:
         return {"users_jwks": self.check_jwks}
 
     async def check_jwks(self) -> None:
-        """Readiness: the users service hands out its signing keys."""
-        response = await self.http.get(self.settings.jwks_url)
-        response.raise_for_status()
-        if not response.json().get("keys"):
-            raise RuntimeError("the JWKS has no keys")
+        """Readiness: the gateway holds the issuer's signing keys, fetched now or earlier.
+
+        Once fetched, keys stay cached while users is down and still verify tokens, so a users outage
+        does not take the whole API out of rotation (contract section 3); only a gateway that has never
+        obtained a key cannot verify anything.
+        """
+        await self.verifier.keys.get_keys()

@@ -19,19 +19,18 @@ import asyncio
 import contextlib
 import logging
 import socket
-from urllib.parse import parse_qsl
 
-import orjson
 from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from gateway.headers import TrustedProxies, upstream_request_headers
+from gateway.handshake import Refused, deny_websocket
+from gateway.headers import query_param, upstream_request_headers
 from gateway.runtime import GatewayRuntime
 from shared.auth.verifier import bearer_token
 from shared.errors import AppError, UpstreamUnavailable
 from shared.observability.request_id import current_request_id
-from shared.web.problems import problem_body
+from shared.web.client_address import TrustedProxies
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class WebSocketProxy:
         try:
             await self._authenticate(forwarded.authorization, query)
         except AppError as error:
-            await _deny(scope, send, error)
+            await deny_websocket(scope, send, error)
             return
         url = route.base_url.replace("http", "ws", 1) + scope["path"] + (f"?{query}" if query else "")
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded.headers]
@@ -87,12 +86,15 @@ class WebSocketProxy:
                 proxy=None,
             )
         except InvalidStatus as exc:
-            # The service refused the handshake (its own token check): the client learns the same.
-            await _deny(scope, send, _Refused(exc.response.status_code))
+            # The service refused the handshake (its own token check, its connection cap): the client
+            # learns the same, with the time to wait when there is one.
+            retry_after = exc.response.headers.get("Retry-After")
+            await deny_websocket(scope, send, Refused(exc.response.status_code, retry_after=retry_after))
             return
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             log.warning("websocket upstream failed", extra={"upstream": route.upstream, "error": str(exc)})
-            await _deny(scope, send, UpstreamUnavailable(f"The {route.upstream} service cannot be reached."))
+            unavailable = UpstreamUnavailable(f"The {route.upstream} service cannot be reached.")
+            await deny_websocket(scope, send, unavailable)
             return
         _limit_receive_buffer(upstream)
         async with upstream:
@@ -103,46 +105,16 @@ class WebSocketProxy:
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
         if token is None:
             # Browsers cannot set headers on a WebSocket: the contract allows ?token=.
-            token = next((value for name, value in parse_qsl(query) if name == "token"), None)
+            token = query_param(query.encode("latin-1"), "token")
         if not token:
-            raise _Refused(401, "An access token is required.")
+            raise Refused(401, "An access token is required.")
         await self.runtime.verifier.verify(token)
-
-
-class _Refused(AppError):
-    def __init__(self, status: int, detail: str | None = None) -> None:
-        super().__init__(detail or "The realtime service refused the connection.")
-        self.status = status
-        self.title = "Unauthorized" if status == 401 else "Forbidden" if status == 403 else "Refused"
-        self.type_slug = "unauthorized" if status == 401 else "websocket-refused"
-        if status == 401:
-            self.headers = {"WWW-Authenticate": "Bearer"}
 
 
 def _limit_receive_buffer(upstream: ClientConnection) -> None:
     sock = upstream.transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UPSTREAM_RECEIVE_BUFFER)
-
-
-async def _deny(scope: Scope, send: Send, error: AppError) -> None:
-    """Refuse the handshake with a problem document where the server allows it, else a plain 403."""
-    if "websocket.http.response" not in scope.get("extensions", {}):
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    body = orjson.dumps(
-        problem_body(
-            error.status,
-            title=error.title,
-            detail=error.detail,
-            type_slug=error.type_slug,
-            instance=scope["path"],
-        )
-    )
-    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
-    await send({"type": "websocket.http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _client_to_upstream(receive: Receive, upstream: ClientConnection) -> None:

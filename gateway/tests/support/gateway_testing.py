@@ -109,6 +109,10 @@ def standin_app(name: str, jwks: dict[str, Any], recorder: Recorder) -> Starlett
         }
         return Response(b"hop", headers={**headers, "Proxy-Authenticate": "Basic"})
 
+    async def redirect(request: Request) -> Response:
+        await record(request)
+        return Response(status_code=307, headers={"Location": request.query_params["to"]})
+
     async def events(request: Request) -> Response:
         await record(request)
         count = int(request.query_params.get("count", "2"))
@@ -139,13 +143,26 @@ def standin_app(name: str, jwks: dict[str, Any], recorder: Recorder) -> Starlett
                 return
             await ws.send_text(f"echo:{text}")
 
+    async def graphql_websocket(ws: WebSocket) -> None:
+        """Like graphql's endpoint: accepts only graphql-transport-ws, and says which it agreed to."""
+        recorder.requests.append({"path": "/graphql", "query": ws.url.query, "headers": dict(ws.headers)})
+        if "graphql-transport-ws" not in ws.scope.get("subprotocols", []):
+            await ws.close(code=1002)
+            return
+        await ws.accept(subprotocol="graphql-transport-ws")
+        await ws.send_json({"type": "connection_ack"})
+        await ws.send_text(f"echo:{await ws.receive_text()}")
+        await ws.close(code=1000)
+
     return Starlette(
         routes=[
             WebSocketRoute("/ws", websocket),
+            WebSocketRoute("/graphql", graphql_websocket),
             Route("/.well-known/jwks.json", keyset),
             Route("/openapi.json", openapi),
             Route("/api/v1/users/slow", slow),
             Route("/api/v1/users/hop", hop_by_hop),
+            Route("/api/v1/users/redirect", redirect),
             Route("/api/v1/events/stream", events),
             Route("/{path:path}", echo, methods=ALL_METHODS),
         ]

@@ -32,7 +32,17 @@ from shared.testing.waits import eventually
 from .mailserver import MailServer
 
 RETRY_DELAYS = [0.1, 0.2]  # three attempts, then the DLQ
-TABLES = ("contacts", "notifications", "email_attempts", "emails", "outbox", "inbox")
+TABLES = (
+    "contacts",
+    "notifications",
+    "email_attempts",
+    "emails",
+    "outbox",
+    "inbox",
+    "jobs",
+    "job_runs",
+    "daily_counts",
+)
 QUEUES = ("notification.events", "notification.dlq", "notification.retry.1", "notification.retry.2")
 
 

@@ -43,7 +43,7 @@ def order_created(user_id: uuid.UUID, status: str = "pending") -> OrderCreated:
 
 def status_changed(user_id: uuid.UUID, to_status: str, from_status: str = "pending") -> OrderStatusChanged:
     data = OrderStatusChangedData(
-        order_id=uuid.uuid4(), user_id=user_id, from_status=from_status, to_status=to_status
+        order_id=uuid.uuid4(), user_id=user_id, from_status=from_status, to_status=to_status, reason="user"
     )
     return OrderStatusChanged(data=data)
 

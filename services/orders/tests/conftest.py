@@ -29,7 +29,7 @@ from shared.messaging.events import EXCHANGE
 from shared.service.settings import with_credentials
 from shared.testing.users import UsersStandIn
 
-TABLES = ("orders", "order_items", "idempotency_keys", "outbox", "inbox")
+TABLES = ("orders", "order_items", "idempotency_keys", "outbox", "inbox", "jobs", "job_runs")
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,12 @@ class Api:
 @pytest.fixture
 def api(client: httpx.AsyncClient, users: UsersStandIn) -> Api:
     return Api(client, users)
+
+
+@pytest.fixture
+def api_factory(users: UsersStandIn) -> Callable[[httpx.AsyncClient], Api]:
+    """``Api`` over the client of an app made with ``run_app``."""
+    return lambda client: Api(client, users)
 
 
 @pytest.fixture

@@ -68,8 +68,12 @@ async def test_each_transition_emits_status_changed(api: Any, probe: Any) -> Non
         for n, m in enumerate(messages[1:])
     ]
     assert changes == [
-        {"order_id": order["id"], "user_id": str(user_id), "from_status": a, "to_status": b}
-        for a, b in (("pending", "paid"), ("paid", "shipped"), ("shipped", "delivered"))
+        {"order_id": order["id"], "user_id": str(user_id), "from_status": a, "to_status": b, "reason": r}
+        for a, b, r in (
+            ("pending", "paid", "user"),
+            ("paid", "shipped", "admin"),
+            ("shipped", "delivered", "admin"),
+        )
     ]
 
 
@@ -151,7 +155,11 @@ async def test_user_deactivated_cancels_that_users_pending_orders(
     assert {envelope(m)["data"]["order_id"] for m in messages} == {o["id"] for o in pending}
     for message in messages:
         data = assert_contract_properties(message, "order.status_changed", "deactivate-1")["data"]
-        assert (data["from_status"], data["to_status"]) == ("pending", "cancelled")
+        assert (data["from_status"], data["to_status"], data["reason"]) == (
+            "pending",
+            "cancelled",
+            "user_deactivated",
+        )
     assert await probe.take(1, timeout=1.0) == []
     expected = {pending[0]["id"]: "cancelled", pending[1]["id"]: "cancelled", paid["id"]: "paid"}
     assert await statuses(api, alice) == expected

@@ -150,13 +150,15 @@ async def test_keys_older_than_the_retention_are_purged(api: Any, clean_db: Any)
             "UPDATE orders.idempotency_keys SET created_at = now() - interval '49 hours' WHERE key = 'old'"
         )
         code, output = await run_cli(
-            "purge",
+            "jobs",
+            "run",
+            "purge-idempotency-keys",
             DATABASE_URL=clean_db.admin_url,
             ORDERS_DATABASE_URL=clean_db.service_url,
             ORDERS_IDEMPOTENCY_RETENTION=str(48 * 3600),
         )
         assert code == 0, output
-        assert "deleted=1" in output
+        assert "purge-idempotency-keys succeeded: deleted 1 rows of idempotency_keys" in output
         keys = [row["key"] for row in await conn.fetch("SELECT key FROM orders.idempotency_keys")]
     finally:
         await conn.close()

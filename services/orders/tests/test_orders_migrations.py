@@ -57,5 +57,14 @@ async def test_the_tables_and_the_version_table_belong_to_the_service_role(order
     finally:
         await conn.close()
     owners = {row["tablename"]: row["tableowner"] for row in rows}
-    assert set(owners) == {"orders", "order_items", "idempotency_keys", "outbox", "inbox", "alembic_version"}
+    assert set(owners) == {
+        "orders",
+        "order_items",
+        "idempotency_keys",
+        "outbox",
+        "inbox",
+        "jobs",
+        "job_runs",
+        "alembic_version",
+    }
     assert set(owners.values()) == {"orders_svc"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -18,11 +19,17 @@ from orders.order.models import (
 )
 from shared.messaging.events import OrderCreated, OrderStatusChanged
 
-ACTIONS = {
+ACTIONS: dict[OrderStatus, Callable[[Order], None]] = {
     OrderStatus.PAID: Order.pay,
     OrderStatus.SHIPPED: Order.ship,
     OrderStatus.DELIVERED: Order.deliver,
-    OrderStatus.CANCELLED: Order.cancel,
+    OrderStatus.CANCELLED: lambda order: order.cancel("user"),
+}
+REASONS = {
+    OrderStatus.PAID: "user",
+    OrderStatus.SHIPPED: "admin",
+    OrderStatus.DELIVERED: "admin",
+    OrderStatus.CANCELLED: "user",
 }
 
 ALLOWED = {
@@ -84,6 +91,7 @@ def test_allowed_transition_moves_and_records_an_event(current: OrderStatus, tar
     [event] = order.pull_events()
     assert isinstance(event, OrderStatusChanged)
     assert (event.data.from_status, event.data.to_status) == (current.value, target.value)
+    assert event.data.reason == REASONS[target]
     assert (event.data.order_id, event.data.user_id) == (order.id, order.user_id)
 
 
@@ -117,11 +125,12 @@ def test_full_life_records_one_event_per_step() -> None:
 def test_the_gate_admits_one_transition_per_order_at_a_time() -> None:
     gate = TransitionGate()
     first, second = uuid.uuid4(), uuid.uuid4()
-    with gate.admit(first):
-        with gate.admit(second):
-            pass
-        with pytest.raises(ConcurrentChange) as raised, gate.admit(first):
-            pass
+    with gate.admit(first) as held:
+        held.check()
+        with gate.admit(second) as other:
+            other.check()
+        with pytest.raises(ConcurrentChange) as raised, gate.admit(first) as refused:
+            refused.check()
         assert raised.value.status == 409
-    with gate.admit(first):
-        pass  # released, even after the refusal
+    with gate.admit(first) as again:
+        again.check()  # released, even after the refusal

@@ -130,6 +130,41 @@ async def test_the_trim_command_applies_the_policy(make_settings: Any, engines: 
     assert [f.offset for f in await StreamStore(engines[0]).read(user, after=0)] == [4, 5]
 
 
+async def test_the_trim_streams_job_runs_from_the_cli(make_settings: Any, engines: Any) -> None:
+    user = uuid.uuid4()
+    for n in range(5):
+        await _append(engines[0], user, n)
+    env = {**os.environ, **settings_env(make_settings()), "REALTIME_RETENTION_MAX_EVENTS": "3"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "realtime", "jobs", *args],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+    ran = await asyncio.to_thread(cli, "run", "trim-streams")
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+    assert ran.stdout.decode().startswith("trim-streams succeeded: deleted ")
+    assert [f.offset for f in await StreamStore(engines[0]).read(user, after=0)] == [3, 4, 5]
+    listed = await asyncio.to_thread(cli, "list")
+    assert listed.returncode == 0
+    [header, *rows] = listed.stdout.decode().splitlines()
+    assert header.split()[:2] == ["NAME", "SCHEDULE"]
+    [row] = [r for r in rows if r.startswith("trim-streams")]
+    assert row.startswith("trim-streams  */5 * * * *  active")
+    assert "succeeded" in row
+    assert [r.split()[0] for r in rows] == ["trim-rooms", "trim-streams"] or [r.split()[0] for r in rows] == [
+        "trim-streams",
+        "trim-rooms",
+    ]
+    unknown = await asyncio.to_thread(cli, "run", "no-such-job")
+    assert unknown.returncode == 2
+    assert b"no job named" in unknown.stderr
+
+
 class Recorder(Subscriber):
     __slots__ = ()
     transport = "test"

@@ -10,8 +10,9 @@ from prometheus_client import CollectorRegistry
 
 from notification.notifications import router as notifications
 from notification.resources import Metrics, open_resources
-from notification.settings import Settings
+from notification.settings import SERVICE, Settings
 from notification.workers import declare_workers
+from shared.jobs.router import jobs_router
 from shared.web.app import create_base_app, serving
 
 DESCRIPTION = "A user's in-app notifications, and the e-mails that go with them; both are fed by events."
@@ -36,4 +37,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="notification", description=DESCRIPTION, lifespan=lifespan, registry=registry, openapi_tags=TAGS
     )
     app.include_router(notifications.router)
+    app.include_router(jobs_router(SERVICE))
     return app

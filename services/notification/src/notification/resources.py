@@ -11,7 +11,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from notification.contacts.directory import UsersDirectory
+from notification import jobs
 from notification.email.sender import EmailMetrics, EmailSender, RetryPolicy
 from notification.email.smtp import SmtpTransport
 from notification.events.consumer import build_consumer
@@ -19,6 +19,8 @@ from notification.events.handlers import EventHandlers
 from notification.settings import SCHEMA, SERVICE, Settings
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
+from shared.jobs.metrics import JobMetrics
+from shared.jobs.scheduler import Scheduler
 from shared.messaging.broker import BrokerLink
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.consumer_metrics import ConsumerMetrics
@@ -33,6 +35,7 @@ class Metrics:
     outbox: OutboxMetrics
     consumer: ConsumerMetrics
     email: EmailMetrics
+    jobs: JobMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -40,6 +43,7 @@ class Metrics:
             outbox=OutboxMetrics.create(registry),
             consumer=ConsumerMetrics.create(registry),
             email=EmailMetrics.create(registry),
+            jobs=JobMetrics.create(registry),
         )
 
 
@@ -50,9 +54,11 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
     link: BrokerLink
-    # Built here (they hold the handlers and the SMTP transport); notification.workers runs them.
+    # Built here (they hold the handlers, the SMTP transport, the users directory);
+    # notification.workers runs them.
     consumer: EventConsumer
     sender: EmailSender
+    scheduler: Scheduler
 
     def readiness(self) -> dict[str, ReadinessCheck]:
         # "broker" is the consumer's (notification.workers).
@@ -68,11 +74,12 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
     try:
         sessions = make_sessionmaker(engine)
         verifier = TokenVerifier(
-            JwksKeySource(settings.jwks_url, http), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            JwksKeySource(settings.jwks_url, http),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_token_ttl=settings.access_token_ttl.total_seconds(),
         )
-        directory = UsersDirectory(
-            http, settings.users_url, settings.users_service_token.get_secret_value(), settings.users_timeout
-        )
+        directory = jobs.directory_of(settings, http)
         handlers = EventHandlers(
             sessions=sessions,
             directory=directory,
@@ -102,6 +109,7 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
             link=link,
             consumer=consumer,
             sender=sender,
+            scheduler=jobs.scheduler(engine, sessions, directory, metrics.jobs),
         )
     finally:
         await link.close()

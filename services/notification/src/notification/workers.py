@@ -1,5 +1,5 @@
 """The background work of a running service, for the app's supervisor: the event consumer, the
-e-mail sender and the outbox relay."""
+scheduled jobs, the e-mail sender and the outbox relay."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from shared.service.supervisor import Worker, worker
 
 def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
     """Stopped in this order: the consumer first (its last handlers may still write outbox rows and
-    e-mails), then the sender, then the relay, which publishes what is left."""
+    e-mails), the jobs (the daily report queues e-mails), then the sender, then the relay, which
+    publishes what is left."""
     consumer = resources.consumer
     relay = OutboxRelay(
         engine=resources.engine,
@@ -22,6 +23,7 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
     )
     return [
         worker("event-consumer", consumer, readiness="broker", check=consumer.check),
+        worker("jobs", resources.scheduler),
         worker("email-sender", resources.sender),
         worker("outbox-relay", relay),
     ]

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from orders.jobs import SERVICE
 from orders.order.router import router as orders_router
 from orders.resources import Metrics, open_resources
 from orders.settings import Settings
 from orders.workers import declare_workers
+from shared.jobs.router import jobs_router
 from shared.web.app import create_base_app, serving
 
 DESCRIPTION = (
@@ -43,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
     )
     app.include_router(orders_router)
+    app.include_router(jobs_router(SERVICE))
     return app

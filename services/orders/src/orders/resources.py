@@ -11,13 +11,16 @@ import httpx
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from orders import jobs
 from orders.order.gate import TransitionGate
 from orders.settings import SCHEMA, Settings
 from orders.upstream.breaker import CircuitBreaker, breaker_gauge
-from orders.upstream.users import UsersClient, UsersRetries, check_users
+from orders.upstream.users import UsersClient, UsersRetries
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
 from shared.http import PoolTransport, UpstreamPool
+from shared.jobs.metrics import JobMetrics
+from shared.jobs.scheduler import Scheduler
 from shared.messaging.consumer_metrics import ConsumerMetrics
 from shared.messaging.outbox_metrics import OutboxMetrics
 from shared.web.health import ReadinessCheck
@@ -30,6 +33,7 @@ class Metrics:
     breaker_state: Gauge
     outbox: OutboxMetrics
     consumer: ConsumerMetrics
+    jobs: JobMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -37,6 +41,7 @@ class Metrics:
             breaker_state=breaker_gauge(registry),
             outbox=OutboxMetrics.create(registry),
             consumer=ConsumerMetrics.create(registry),
+            jobs=JobMetrics.create(registry),
         )
 
 
@@ -51,13 +56,14 @@ class Resources:
     users: UsersClient
     verifier: TokenVerifier
     gate: TransitionGate
+    # Run by the supervisor (orders.workers); the admin jobs API steers it.
+    scheduler: Scheduler
 
     def readiness(self) -> dict[str, ReadinessCheck]:
-        # "broker" is the consumer's (orders.workers).
-        return {
-            "database": functools.partial(ping, self.engine),
-            "users": functools.partial(check_users, self.http, self.settings.jwks_url),
-        }
+        # "broker" is the consumer's (orders.workers). Not users: while it is down, creating an order
+        # answers 503 with Retry-After and everything else is served, so orders stays in rotation
+        # (contract section 3).
+        return {"database": functools.partial(ping, self.engine)}
 
 
 @asynccontextmanager
@@ -91,16 +97,19 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 JwksKeySource(settings.jwks_url, http),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
+                access_token_ttl=settings.access_token_ttl.total_seconds(),
             )
+            sessions = make_sessionmaker(engine)
             yield Resources(
                 settings=settings,
                 engine=engine,
-                sessions=make_sessionmaker(engine),
+                sessions=sessions,
                 single_statements=engine.execution_options(isolation_level="AUTOCOMMIT"),
                 http=http,
                 users=users,
                 verifier=verifier,
                 gate=TransitionGate(),
+                scheduler=jobs.scheduler(settings, engine, sessions, metrics.jobs),
             )
     finally:
         await users_http.aclose()

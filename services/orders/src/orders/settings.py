@@ -50,9 +50,10 @@ class Settings(DatabaseServiceSettings):
     breaker_reset_timeout: float = Field(default=10.0, gt=0)
 
     idempotency_retention: timedelta = timedelta(hours=48)
-    purge_interval: float = Field(default=3600.0, gt=0)
+    # ORDERS_UNPAID_TTL: a pending order older than this is cancelled by expire-unpaid-orders.
+    unpaid_ttl: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
 
-    _durations = field_validator("idempotency_retention", mode="before")(_seconds)
+    _durations = field_validator("idempotency_retention", "unpaid_ttl", mode="before")(_seconds)
 
     @field_validator("idempotency_retention")
     @classmethod

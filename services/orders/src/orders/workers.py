@@ -1,16 +1,12 @@
-"""The background work of a running service, for the app's supervisor: the event consumer, the key
-purge and the outbox relay."""
+"""The background work of a running service, for the app's supervisor: the event consumer, the
+scheduled jobs and the outbox relay."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from orders.database import INBOX, OUTBOX
-from orders.idempotency.purge import purge_once
 from orders.order.handlers import on_user_deactivated
 from orders.resources import Metrics, Resources
 from orders.settings import SCHEMA, Settings
@@ -21,7 +17,7 @@ from shared.messaging.outbox_metrics import OutboxMetrics
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.relay_thread import OpenRelay, RelayThread
 from shared.messaging.topology import Topology
-from shared.service.supervisor import Worker, periodic, worker
+from shared.service.supervisor import Worker, worker
 
 TOPOLOGY = Topology("orders", ["user.deactivated"])
 # A batch being claimed, one being settled, the gauges and the purge.
@@ -51,8 +47,8 @@ def relay_opener(settings: Settings, metrics: OutboxMetrics) -> OpenRelay:
 
 
 def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
-    """Stopped in this order: the consumer (its handlers may still write outbox rows), the purge,
-    then the relay, which publishes what is left."""
+    """Stopped in this order: the consumer (its handlers may still write outbox rows), the jobs
+    (expire-unpaid-orders writes some too), then the relay, which publishes what is left."""
     settings = resources.settings
     consumer = EventConsumer(
         amqp_url=settings.amqp_url,
@@ -64,13 +60,7 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
     )
     return [
         worker("event-consumer", consumer, readiness="broker", check=consumer.check),
-        periodic(
-            "idempotency-key-purge",
-            settings.purge_interval,
-            functools.partial(purge_once, resources.sessions, settings.idempotency_retention),
-            # The next round tries again; keys only live a little longer meanwhile.
-            expected=(SQLAlchemyError, OSError),
-        ),
+        worker("jobs", resources.scheduler),
         # On a loop of its own (shared.messaging.relay_thread says why).
         worker(
             "outbox-relay", RelayThread(relay_opener(settings, metrics.outbox), name="orders-outbox-relay")

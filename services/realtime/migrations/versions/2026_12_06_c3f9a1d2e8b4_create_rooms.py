@@ -1,7 +1,7 @@
 """Create rooms, room_messages, replicas, room_members and broadcasts (contract section 6).
 
 Revision ID: c3f9a1d2e8b4
-Revises: 5d1e8a7c3b90
+Revises: a7e1c4b9d2f3
 Create Date: 2026-12-06 17:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c3f9a1d2e8b4"
-down_revision: str | Sequence[str] | None = "5d1e8a7c3b90"
+down_revision: str | Sequence[str] | None = "a7e1c4b9d2f3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

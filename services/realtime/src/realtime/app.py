@@ -13,10 +13,12 @@ from starlette.routing import WebSocketRoute
 from realtime.delivery import sse
 from realtime.delivery.subscriber import CLOSE_GOING_AWAY
 from realtime.delivery.websocket import websocket_endpoint
+from realtime.jobs import SERVICE
 from realtime.resources import Metrics, open_resources
 from realtime.rooms.router import router as rooms_router
 from realtime.settings import Settings
 from realtime.workers import declare_workers
+from shared.jobs.router import jobs_router
 from shared.web.app import create_base_app, serving
 
 DESCRIPTION = (
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     sse.use_own_drain()
     app.include_router(sse.router)
+    app.include_router(jobs_router(SERVICE))
     app.include_router(rooms_router)
     # A plain Starlette route: FastAPI's dependency machinery would cost memory on every connection.
     app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint, name="events_ws"))

@@ -1,4 +1,4 @@
-"""``realtime serve | migrate | bootstrap-db | trim``: the operator's entry points."""
+"""``realtime serve | migrate | bootstrap-db | trim | jobs``: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from realtime.settings import SCHEMA, Settings
 from shared.db.bootstrap import InfrastructureUnavailable, check_postgres
 from shared.db.engine import make_engine
+from shared.jobs.cli import jobs_command
 from shared.service.cli import Command, ServiceCli
 
 log = logging.getLogger("realtime.cli")
@@ -52,7 +53,10 @@ cli = ServiceCli(
     settings=Settings,
     app="realtime.app:create_app",
     uvicorn_options=uvicorn_options,
-    commands={"trim": Command("apply the retention policy to every stream now", trim)},
+    commands={
+        "trim": Command("apply the retention policy to every stream now", trim),
+        "jobs": jobs_command("realtime.jobs"),
+    },
 )
 main = cli.main
 migrations_dir = cli.migrations_dir

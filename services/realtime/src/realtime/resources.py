@@ -11,7 +11,9 @@ import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from realtime import jobs
 from realtime.delivery.hub import Hub
+from realtime.delivery.leases import ConnectionLeases
 from realtime.metrics import RealtimeMetrics, TransportMetrics
 from realtime.rooms.fanout import Announcer, BrokerFanout
 from realtime.rooms.hub import RoomHub
@@ -23,6 +25,8 @@ from realtime.settings import SCHEMA, Settings
 from realtime.streams.store import StreamStore
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
+from shared.jobs.metrics import JobMetrics
+from shared.jobs.scheduler import Scheduler
 from shared.messaging.consumer_metrics import ConsumerMetrics
 from shared.web.health import ReadinessCheck
 
@@ -33,10 +37,15 @@ class Metrics:
 
     realtime: RealtimeMetrics
     consumer: ConsumerMetrics
+    jobs: JobMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
-        return cls(realtime=RealtimeMetrics.create(registry), consumer=ConsumerMetrics.create(registry))
+        return cls(
+            realtime=RealtimeMetrics.create(registry),
+            consumer=ConsumerMetrics.create(registry),
+            jobs=JobMetrics.create(registry),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,8 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     metrics: Metrics
     runtime: Runtime
+    # Run by the supervisor (realtime.workers); the admin jobs API steers it.
+    scheduler: Scheduler
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -66,6 +77,7 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 JwksKeySource(settings.jwks_url, http),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
+                access_token_ttl=settings.access_token_ttl.total_seconds(),
             )
             store = StreamStore(engine)
             hub = Hub(store, metrics.realtime)
@@ -93,12 +105,16 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                     verifier=verifier,
                     store=store,
                     hub=hub,
+                    leases=ConnectionLeases(
+                        engine, limit=settings.max_connections_per_user, ttl=settings.connection_lease_ttl
+                    ),
                     ws_metrics=TransportMetrics.bind(metrics.realtime, "ws"),
                     sse_metrics=TransportMetrics.bind(metrics.realtime, "sse"),
                     rooms=rooms,
                     room_limits=limits,
                     say_buckets=SayBuckets(limits),
                 ),
+                scheduler=jobs.scheduler(settings, engine, metrics.jobs),
             )
             # After the workers (the supervisor stops them before this runs).
             await rooms.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from realtime.delivery.hub import Hub
+from realtime.delivery.leases import ConnectionLeases
 from realtime.metrics import TransportMetrics
 from realtime.rooms.hub import RoomHub
 from realtime.rooms.limits import Limits, SayBuckets
@@ -21,6 +22,7 @@ class Runtime:
     verifier: TokenVerifier
     store: StreamStore
     hub: Hub
+    leases: ConnectionLeases
     ws_metrics: TransportMetrics
     sse_metrics: TransportMetrics
     rooms: RoomHub

@@ -45,6 +45,10 @@ class Settings(DatabaseServiceSettings):
     send_queue_size: int = Field(default=256, ge=1, le=100_000)
     # An SSE write that does not complete in this time ends the stream (the client is not reading).
     sse_send_timeout: float = Field(default=10.0, gt=0)
+    # Open WebSocket and SSE connections per user across all replicas (contract section 4), each held
+    # as a lease its replica renews; a replica that dies leaves its leases to lapse after the TTL.
+    max_connections_per_user: int = Field(default=10, ge=1)
+    connection_lease_ttl: float = Field(default=30.0, ge=3)
     # Largest message a client may send (pong and refresh frames are small): keeps read buffers small.
     ws_max_message_size: int = Field(default=16 * 1024, ge=1024)
     # Protocol-level keepalive (WebSocket ping/pong control frames) that finds dead peers.
@@ -54,7 +58,6 @@ class Settings(DatabaseServiceSettings):
     # Retention of each user's stream: events older than this, or beyond this many per user, go.
     retention_max_age: timedelta = timedelta(days=7)
     retention_max_events: int = Field(default=1000, ge=1)
-    trim_interval: float = Field(default=300.0, gt=0)
 
     # Rooms (contract section 6). Retention of each room's history, like the user streams'.
     room_retention_max_age: timedelta = timedelta(days=7)

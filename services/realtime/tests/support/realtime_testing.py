@@ -87,7 +87,7 @@ def order_created(user_id: uuid.UUID, *, order_id: uuid.UUID | None = None) -> O
 def status_changed(user_id: uuid.UUID, order_id: uuid.UUID, to_status: str = "paid") -> OrderStatusChanged:
     return OrderStatusChanged(
         data=OrderStatusChangedData(
-            order_id=order_id, user_id=user_id, from_status="pending", to_status=to_status
+            order_id=order_id, user_id=user_id, from_status="pending", to_status=to_status, reason="user"
         )
     )
 

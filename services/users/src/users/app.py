@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from shared.jobs.router import jobs_router
 from shared.web.app import create_base_app, serving
+from users import jobs
 from users.accounts import router as accounts
 from users.internal import router as internal
 from users.resources import Metrics, open_resources
@@ -34,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
-            open_resources(settings) as resources,
+            open_resources(settings, metrics) as resources,
             serving(app, resources, declare_workers(resources, metrics)),
         ):
             yield
@@ -47,4 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(accounts.router)
     app.include_router(internal.router)
+    app.include_router(jobs_router(jobs.SERVICE))
     return app

@@ -1,4 +1,4 @@
-"""The background work of a running service, for the app's supervisor: the outbox relay."""
+"""The background work of a running service, for the app's supervisor: the jobs and the outbox relay."""
 
 from __future__ import annotations
 
@@ -16,4 +16,4 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
         listen_dsn=resources.settings.service_database_url(),
         metrics=metrics.outbox,
     )
-    return [worker("outbox-relay", relay)]
+    return [worker("jobs", resources.scheduler), worker("outbox-relay", relay)]

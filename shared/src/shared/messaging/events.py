@@ -71,11 +71,17 @@ class OrderCreatedData(EventData):
     items: list[OrderItem]
 
 
+# Why an order changed status: its customer, an admin, its account's deactivation or erasure, or the
+# expire-unpaid-orders job (a pending order left unpaid past ORDERS_UNPAID_TTL).
+StatusChangeReason = Literal["user", "admin", "user_deactivated", "user_deleted", "expired"]
+
+
 class OrderStatusChangedData(EventData):
     order_id: uuid.UUID
     user_id: uuid.UUID
     from_status: str
     to_status: str
+    reason: StatusChangeReason
 
 
 class NotificationCreatedData(EventData):

@@ -26,7 +26,6 @@ from shared.messaging.events import EXCHANGE
 from shared.messaging.listen import ChannelListener
 from shared.messaging.outbox import notify_channel
 from shared.messaging.outbox_metrics import OutboxMetrics
-from shared.messaging.outbox_purge import purge_published
 from shared.observability.tracing import publish_span
 from shared.service.backoff import Backoff, pause
 
@@ -53,7 +52,6 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         max_backoff: float = 30.0,
-        retention_seconds: float = 7 * 24 * 3600,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -63,7 +61,6 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
-        self.retention_seconds = retention_seconds
         self.channel = notify_channel(table.schema or "public")
         # Built once with bound parameters (the batch's seqs as one array): building the IN list of
         # a full batch cost more CPU than the UPDATE's round trip.
@@ -86,7 +83,6 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._listener = ChannelListener(listen_dsn, self.channel, lambda _: self._wake.set())
         self._last_gauge = 0.0
-        self._last_purge = 0.0
         # Both series exist from the start, so rate() sees the first failure.
         for reason in ("broker", "unroutable"):
             metrics.failed.labels(reason)
@@ -247,8 +243,8 @@ class OutboxRelay:
         await conn.execute(update(self.table).where(self.table.c.seq == seq).values(**values))
 
     async def _housekeeping_loop(self) -> None:
-        """The gauges every second and the purge every ten minutes, beside the relay's own loop so
-        that their queries never delay a batch."""
+        """The gauges every second, beside the relay's own loop so that their query never delays a
+        batch. Published rows are purged by each service's ``purge-outbox`` job (shared.jobs.purge)."""
         while True:
             try:
                 await self._housekeeping()
@@ -261,9 +257,6 @@ class OutboxRelay:
         if now - self._last_gauge >= 1.0:
             self._last_gauge = now
             await self.refresh_gauges()
-        if now - self._last_purge >= 600:
-            self._last_purge = now
-            await purge_published(self.engine, self.table, self.retention_seconds)
 
     async def refresh_gauges(self) -> None:
         t = self.table

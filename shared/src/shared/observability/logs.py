@@ -22,25 +22,48 @@ _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 
 
-_TOKEN = re.compile(r"(?i)(token=)[^&\s\"]+")
+def _spelled_any_way(name: str) -> str:
+    """A pattern for ``name`` with any of its characters percent-encoded, as a query string may have them
+    (``?%74oken=`` is ``?token=`` to every server, and slipped past a plain ``token=`` match)."""
+    return "".join(f"(?:{re.escape(c)}|%{ord(c):02x})" for c in name)
+
+
+# Any query parameter whose name ends in "token" (token, access_token, refresh_token...).
+_TOKEN = re.compile(rf"(?i)({_spelled_any_way('token')}(?:=|%3d))[^&\s\"']+")
 # uvicorn's sans-I/O WebSocket protocol logs this after every denial response (an HTTP answer to a
 # refused handshake): a false alarm on each refused token.
 _FALSE_ALARM = "ASGI callable returned without completing handshake."
 
 
-class UvicornLogFilter(logging.Filter):
-    """Redacts tokens from uvicorn's handshake lines (browsers put them in the query string)."""
+def redact(text: str) -> str:
+    """``text`` with the value of every token query parameter replaced."""
+    return _TOKEN.sub(r"\1<redacted>", text)
+
+
+class RedactTokens(logging.Filter):
+    """Redacts tokens in URLs from every log line: its message, arguments and extra fields.
+
+    On the handler, so it covers every logger: uvicorn's handshake lines carry the query string, and an
+    error's text may quote a URL.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == _FALSE_ALARM:
-            return False
         if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(
-                _TOKEN.sub(r"\1<redacted>", a) if isinstance(a, str) else a for a in record.args
-            )
-        elif isinstance(record.msg, str) and "token=" in record.msg.lower():
-            record.msg = _TOKEN.sub(r"\1<redacted>", record.msg)
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            # Only without arguments: a "%s" right after "token=" would be taken for its value.
+            record.msg = redact(record.msg)
+        for key, value in list(record.__dict__.items()):
+            if key not in _RESERVED and isinstance(value, str):
+                record.__dict__[key] = redact(value)
         return True
+
+
+class UvicornLogFilter(logging.Filter):
+    """Drops uvicorn's false alarm after every refused WebSocket handshake."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _FALSE_ALARM
 
 
 class JsonFormatter(logging.Formatter):
@@ -96,6 +119,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     """Route every logger (ours, uvicorn's, SQLAlchemy's) through one formatter on stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else ConsoleFormatter(service))
+    handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

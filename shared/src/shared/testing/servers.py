@@ -17,7 +17,8 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from shared.web.server import GracefulServer, lifecycle_of
+from shared.service.settings import BaseServiceSettings
+from shared.web.server import GracefulServer, lifecycle_of, uvicorn_options
 
 
 @dataclass
@@ -66,13 +67,16 @@ def serve_in_thread(
     """
     sock = bound_socket(port, send_buffer=send_buffer)
     port = sock.getsockname()[1]
-    # As shared.web.server.serve runs components: no proxy-header rewriting, no Server header.
+    # As shared.web.server.serve runs components: no proxy-header rewriting, no Server header, the same
+    # limits on request heads and client frames.
+    limits = uvicorn_options(BaseServiceSettings(), port=port)
     options: dict[str, Any] = {
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 1,
         "proxy_headers": False,
         "server_header": False,
+        **{name: limits[name] for name in ("http", "h11_max_incomplete_event_size", "ws_max_size")},
     }
     uvicorn_config = uvicorn.Config(app, **{**options, **config})
     server = (

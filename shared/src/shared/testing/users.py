@@ -1,8 +1,8 @@
 """A stand-in for the users service as the other services see it, under a real uvicorn server.
 
-It publishes the JWKS of a ``TokenIssuer`` and answers ``/internal/users/{id}`` as users does, for the
-accounts a test gives it. Knobs make it fail (every call, or one user's next few) or answer slowly,
-and it records each internal call, so tests assert on what actually reached it.
+It publishes the JWKS of a ``TokenIssuer`` and answers ``/internal/users/{id}`` and ``/internal/admins``
+as users does, for the accounts a test gives it. Knobs make it fail (every call, or one user's next
+few) or answer slowly, and it records each internal call, so tests assert on what actually reached it.
 """
 
 from __future__ import annotations
@@ -47,14 +47,19 @@ class UsersStandIn:
         self.internal_calls.clear()
 
     def add_user(
-        self, email: str | None = None, full_name: str = "Test User", *, active: bool = True
+        self,
+        email: str | None = None,
+        full_name: str = "Test User",
+        *,
+        active: bool = True,
+        admin: bool = False,
     ) -> uuid.UUID:
         user_id = uuid.uuid4()
         self.accounts[user_id] = {
             "id": str(user_id),
             "email": email or f"{user_id.hex[:8]}@example.com",
             "full_name": full_name,
-            "roles": ["user"],
+            "roles": ["user", "admin"] if admin else ["user"],
             "is_active": active,
         }
         return user_id
@@ -96,6 +101,13 @@ class UsersStandIn:
         @app.get("/.well-known/jwks.json")
         async def jwks() -> dict[str, Any]:
             return self.jwks()
+
+        @app.get("/internal/admins")
+        async def internal_admins(x_service_token: Annotated[str | None, Header()] = None) -> Response:
+            if x_service_token != self.service_token:
+                return JSONResponse({"detail": "bad service token"}, status_code=401)
+            admins = [a for a in self.accounts.values() if "admin" in a["roles"] and a["is_active"]]
+            return JSONResponse({"items": admins})
 
         @app.get("/internal/users/{user_id}")
         async def internal_user(

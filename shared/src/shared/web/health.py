@@ -90,6 +90,8 @@ def health_router(
             if isinstance(result, BaseException)
         }
         if failed:
+            # What failed and why goes to the log only: the public answer names the checks, since an
+            # exception's text carries internal addresses (contract section 3).
             log.warning("not ready", extra={"failed": failed})
             return problem_response(
                 503,
@@ -98,7 +100,10 @@ def health_router(
                 type_slug="not-ready",
                 instance="/readyz",
                 headers={"Retry-After": "5"},
-                extensions={"checks": {name: failed.get(name, "ok") for name in named}, **states},
+                extensions={
+                    "checks": {name: "failed" if name in failed else "ok" for name in named},
+                    **states,
+                },
             )
         return JSONResponse({"status": "ready", "checks": {name: "ok" for name in named}, **states})
 

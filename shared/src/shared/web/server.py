@@ -29,9 +29,12 @@ from starlette.types import ASGIApp
 from shared.observability.logs import UvicornLogFilter, configure_logging
 from shared.observability.tracing import configure_tracing
 from shared.service.settings import BaseServiceSettings
+from shared.web.head_limits import MAX_HEAD_BYTES, LimitedHttpToolsProtocol
 from shared.web.health import Lifecycle
 
 log = logging.getLogger(__name__)
+
+MAX_CLIENT_FRAME_BYTES = 16 * 1024
 
 
 def uvicorn_options(settings: BaseServiceSettings, *, port: int, **overrides: Any) -> dict[str, Any]:
@@ -42,7 +45,13 @@ def uvicorn_options(settings: BaseServiceSettings, *, port: int, **overrides: An
         "log_config": None,
         "access_log": False,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with the contract's head limits (431 over 16 KiB or 100 fields, 10 s for a head).
+        "http": LimitedHttpToolsProtocol,
+        # The same size limit should anyone switch to h11 (which answers 400 rather than 431).
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        # Largest WebSocket message a client may send (contract section 4: larger closes with 1009);
+        # uvicorn's default, 16 MiB, is buffered whole before the app sees it.
+        "ws_max_size": MAX_CLIENT_FRAME_BYTES,
         "proxy_headers": False,
         "server_header": False,
         # uvicorn drains in-flight requests on SIGTERM/SIGINT, then runs the lifespan shutdown.

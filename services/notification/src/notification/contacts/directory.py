@@ -22,6 +22,10 @@ class _InternalUser(BaseModel):
     is_active: bool = True
 
 
+class _InternalUsers(BaseModel):
+    items: list[_InternalUser]
+
+
 @dataclass(frozen=True, slots=True)
 class DirectoryEntry:
     user_id: uuid.UUID
@@ -62,3 +66,20 @@ class UsersDirectory:
                 "the users service answered a user lookup with an unexpected body"
             ) from exc
         return DirectoryEntry(user.id, user.email, user.full_name, user.is_active)
+
+    async def admins(self) -> list[DirectoryEntry]:
+        """Every active admin (``/internal/admins``); ``UpstreamUnavailable`` when users cannot say."""
+        headers = {"X-Service-Token": self.service_token}
+        try:
+            response = await self.client.get(
+                f"{self.base_url}/internal/admins", headers=headers, timeout=self.timeout
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"the users service cannot be reached: {type(exc).__name__}") from exc
+        if response.status_code != httpx.codes.OK:
+            raise UpstreamUnavailable(f"the users service answered {response.status_code} for the admins")
+        try:
+            admins = _InternalUsers.model_validate_json(response.content).items
+        except ValidationError as exc:
+            raise UpstreamUnavailable("the users service answered with an unexpected list of admins") from exc
+        return [DirectoryEntry(a.id, a.email, a.full_name, a.is_active) for a in admins if a.is_active]

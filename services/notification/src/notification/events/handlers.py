@@ -24,6 +24,7 @@ from notification.email import templates
 from notification.email.outbound import enqueue
 from notification.events import wording
 from notification.notifications import service as notifications
+from notification.report import counts
 from shared.db.unit_of_work import UnitOfWork
 from shared.messaging.consumer import Handler
 from shared.messaging.events import (
@@ -82,6 +83,7 @@ class EventHandlers:
 
     async def user_registered(self, event: Event, uow: UnitOfWork) -> None:
         assert isinstance(event, UserRegistered)
+        counts.record(uow, event)
         user = event.data
         session = uow.session
         await contacts.remember(session, user.user_id, user.email, user.full_name)
@@ -107,6 +109,7 @@ class EventHandlers:
 
     async def order_created(self, event: Event, uow: UnitOfWork) -> None:
         assert isinstance(event, OrderCreated)
+        counts.record(uow, event)
         order = event.data
         text = wording.order_created(order.order_id, order.total_cents, order.currency, len(order.items))
         data: dict[str, Any] = {
@@ -135,6 +138,7 @@ class EventHandlers:
 
     async def order_status_changed(self, event: Event, uow: UnitOfWork) -> None:
         assert isinstance(event, OrderStatusChanged)
+        counts.record(uow, event)
         change = event.data
         text = wording.order_status_changed(change.order_id, change.to_status)
         data: dict[str, Any] = {

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,10 +46,3 @@ class IdempotencyRepository:
             .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
             .values(status_code=status_code, response_body=body, order_id=order_id)
         )
-
-    async def delete_older_than(self, age: timedelta) -> int:
-        # The database's clock, the same one that stamped created_at.
-        result = await self.session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.created_at < func.now() - age)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)

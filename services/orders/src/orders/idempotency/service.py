@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -98,8 +97,3 @@ async def remember(session: AsyncSession, user_id: uuid.UUID, key: str, answer: 
     await IdempotencyRepository(session).record(
         user_id, key, status_code=answer.status_code, body=answer.body, order_id=answer.order_id
     )
-
-
-async def purge_expired(session: AsyncSession, retention: timedelta) -> int:
-    """Delete keys older than ``retention``; a later request with such a key is a new request."""
-    return await IdempotencyRepository(session).delete_older_than(retention)

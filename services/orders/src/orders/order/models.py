@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, SmallInteger, String
 from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.orm import Mapped, mapped_column, reconstructor, relationship
-from sqlalchemy.sql import func
+from sqlalchemy.sql import func, text
 
 from orders.database import Base
 from orders.settings import SCHEMA
@@ -24,6 +24,7 @@ from shared.messaging.events import (
     OrderItem,
     OrderStatusChanged,
     OrderStatusChangedData,
+    StatusChangeReason,
 )
 
 
@@ -83,6 +84,8 @@ class Order(Base):
         # The two list queries: a user's orders and everyone's, both newest first.
         Index("ix_orders_user_id_created_at_id", "user_id", "created_at", "id"),
         Index("ix_orders_created_at_id", "created_at", "id"),
+        # What expire-unpaid-orders looks for: pending orders, oldest first.
+        Index("ix_orders_pending_created_at", "created_at", postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -158,16 +161,16 @@ class Order(Base):
         return order
 
     def pay(self) -> None:
-        self._become(OrderStatus.PAID)
+        self._become(OrderStatus.PAID, "user")
 
     def ship(self) -> None:
-        self._become(OrderStatus.SHIPPED)
+        self._become(OrderStatus.SHIPPED, "admin")
 
     def deliver(self) -> None:
-        self._become(OrderStatus.DELIVERED)
+        self._become(OrderStatus.DELIVERED, "admin")
 
-    def cancel(self) -> None:
-        self._become(OrderStatus.CANCELLED)
+    def cancel(self, reason: StatusChangeReason) -> None:
+        self._become(OrderStatus.CANCELLED, reason)
 
     def can_become(self, target: OrderStatus) -> bool:
         return target in TRANSITIONS[self.status]
@@ -177,7 +180,7 @@ class Order(Base):
         events, self._events = self._events, []
         return events
 
-    def _become(self, target: OrderStatus) -> None:
+    def _become(self, target: OrderStatus, reason: StatusChangeReason) -> None:
         current = self.status
         if not self.can_become(target):
             raise TransitionNotAllowed(current, target)
@@ -189,6 +192,7 @@ class Order(Base):
                     user_id=self.user_id,
                     from_status=current.value,
                     to_status=target.value,
+                    reason=reason,
                 )
             )
         )

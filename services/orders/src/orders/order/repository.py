@@ -152,6 +152,19 @@ class OrderRepository:
             stmt = stmt.where(tuple_(Order.created_at, Order.id) < tuple_(after.created_at, after.id))
         return list(await self.session.scalars(stmt))
 
+    async def unpaid_since_before(self, cutoff: datetime, limit: int) -> list[Order]:
+        """Up to ``limit`` orders pending since before ``cutoff``, oldest first, locked; an order a
+        request holds right now is skipped (the next batch or run takes it, if it is still pending)."""
+        stmt = (
+            select(Order)
+            .where(Order.status == OrderStatus.PENDING, Order.created_at < cutoff)
+            .order_by(Order.created_at)
+            .limit(limit)
+            .with_for_update(of=Order, skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return list(await self.session.scalars(stmt))
+
     async def pending_of_user(self, user_id: uuid.UUID) -> list[Order]:
         """The user's pending orders, locked so that this batch does not fail on a concurrent pay:
         that pay either committed first (the order is no longer pending) or fails on our version."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orders.database import OUTBOX
 from orders.idempotency import service as idempotency
 from orders.idempotency.service import Answer, request_fingerprint
+from orders.order.gate import Admission
 from orders.order.models import Order, OrderStatus
 from orders.order.repository import OrderFilter, OrderRepository, insert_placed
 from orders.order.schemas import CreateOrderRequest, OrderOut
@@ -98,28 +100,32 @@ async def get_order(session: AsyncSession, caller: Principal, order_id: uuid.UUI
     return order
 
 
-async def pay(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
+async def pay(session: AsyncSession, caller: Principal, order_id: uuid.UUID, slot: Admission) -> Order:
     order = await get_order(session, caller, order_id)
     if not order.user_id == caller.user_id:
         raise Forbidden("Only the customer who placed the order can pay it.")
+    slot.check()
     order.pay()
     return await _save(session, order)
 
 
-async def cancel(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
+async def cancel(session: AsyncSession, caller: Principal, order_id: uuid.UUID, slot: Admission) -> Order:
     order = await get_order(session, caller, order_id)
-    order.cancel()
+    slot.check()
+    order.cancel("user" if order.user_id == caller.user_id else "admin")
     return await _save(session, order)
 
 
-async def ship(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
+async def ship(session: AsyncSession, caller: Principal, order_id: uuid.UUID, slot: Admission) -> Order:
     order = await _as_admin(session, caller, order_id)
+    slot.check()
     order.ship()
     return await _save(session, order)
 
 
-async def deliver(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
+async def deliver(session: AsyncSession, caller: Principal, order_id: uuid.UUID, slot: Admission) -> Order:
     order = await _as_admin(session, caller, order_id)
+    slot.check()
     order.deliver()
     return await _save(session, order)
 
@@ -129,7 +135,18 @@ async def cancel_pending_of_user(session: AsyncSession, user_id: uuid.UUID) -> i
     repo = OrderRepository(session)
     orders = await repo.pending_of_user(user_id)
     for order in orders:
-        order.cancel()
+        order.cancel("user_deactivated")
+    await repo.flush()
+    await record_events(session, *orders)
+    return len(orders)
+
+
+async def expire_unpaid(session: AsyncSession, cutoff: datetime, limit: int) -> int:
+    """Cancel up to ``limit`` orders left pending since before ``cutoff`` (reason ``expired``)."""
+    repo = OrderRepository(session)
+    orders = await repo.unpaid_since_before(cutoff, limit)
+    for order in orders:
+        order.cancel("expired")
     await repo.flush()
     await record_events(session, *orders)
     return len(orders)

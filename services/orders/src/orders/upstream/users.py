@@ -137,9 +137,3 @@ def _last_outcome(state: RetryCallState) -> httpx.Response:
     assert state.outcome is not None
     response: httpx.Response = state.outcome.result()
     return response
-
-
-async def check_users(http: httpx.AsyncClient, jwks_url: str) -> None:
-    """Readiness: users answers with its JWKS, which every token check here depends on."""
-    response = await http.get(jwks_url, timeout=1.5)
-    response.raise_for_status()

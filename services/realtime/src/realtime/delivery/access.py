@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from starlette.datastructures import Headers, QueryParams
 
+from realtime.delivery.leases import ConnectionLeases
+from realtime.streams.store import DATABASE_ERRORS
 from shared.auth.verifier import Principal, TokenVerifier, bearer_token
-from shared.errors import Unauthorized, ValidationFailed
+from shared.errors import TooManyRequests, Unauthorized, UpstreamUnavailable, ValidationFailed
+from shared.text import ascii_digits
 
 MAX_OFFSET = 2**63 - 1
 
@@ -26,8 +31,8 @@ def parse_since(value: str | None, *, source: str) -> int | None:
     """A resume offset: a non-negative integer, or None when the client gave none."""
     if value is None or value.strip() == "":
         return None
-    text = value.strip()
-    if not text.isdigit() or int(text) > MAX_OFFSET:
+    offset = ascii_digits(value.strip())
+    if offset is None or offset > MAX_OFFSET:
         raise ValidationFailed(
             f"{source} must be a non-negative integer offset.",
             [
@@ -38,4 +43,17 @@ def parse_since(value: str | None, *, source: str) -> int | None:
                 }
             ],
         )
-    return int(text)
+    return offset
+
+
+async def take_lease(leases: ConnectionLeases, caller: Principal) -> uuid.UUID:
+    """One of the caller's connection slots across replicas; 429 when all are taken."""
+    try:
+        lease = await leases.acquire(caller.user_id)
+    except DATABASE_ERRORS as exc:
+        raise UpstreamUnavailable("The stream store cannot be reached.", retry_after=5) from exc
+    if lease is None:
+        raise TooManyRequests(
+            f"At most {leases.limit} open streams per user; close one first.", retry_after=5
+        )
+    return lease

@@ -9,16 +9,18 @@ token expires, sees the stream end and reconnects with ``Last-Event-ID`` (and a 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import AppStatus
+from starlette.types import Receive, Scope, Send
 
-from realtime.delivery.access import parse_since, presented_token, verify
+from realtime.delivery.access import parse_since, presented_token, take_lease, verify
 from realtime.delivery.subscriber import Subscriber
 from realtime.runtime import Runtime, runtime_of
 from realtime.streams.frames import Frame, ready_text
@@ -56,6 +58,21 @@ class SseSubscriber(Subscriber):
 
     def wake(self) -> None:
         self.wakeup.set()
+
+
+class LeasedEventSourceResponse(EventSourceResponse):
+    """Releases its connection lease however the response ends (a generator that never started, or
+    a send to a client that has gone, would skip the generator's own ``finally``)."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 def _event(frame: Frame) -> ServerSentEvent:
@@ -113,10 +130,12 @@ async def event_stream(
     resume = parse_since(last_event_id, source="Last-Event-ID")
     if resume is None:
         resume = since
+    lease = await take_lease(runtime.leases, caller)
     settings = runtime.settings
     sub = SseSubscriber(caller, settings.send_queue_size)
-    return EventSourceResponse(
+    return LeasedEventSourceResponse(
         _stream(sub, resume, runtime),
+        release=functools.partial(runtime.leases.release, lease),
         ping=settings.sse_ping_interval,
         send_timeout=settings.sse_send_timeout,
     )

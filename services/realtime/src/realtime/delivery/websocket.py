@@ -16,7 +16,7 @@ import orjson
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from realtime.delivery.access import parse_since, presented_token, verify
+from realtime.delivery.access import parse_since, presented_token, take_lease, verify
 from realtime.delivery.subscriber import (
     CLOSE_FORBIDDEN,
     CLOSE_INTERNAL,
@@ -183,11 +183,15 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     try:
         caller = await verify(runtime.verifier, presented_token(websocket.headers, websocket.query_params))
         since = parse_since(websocket.query_params.get("since"), source="since")
-    except (Unauthorized, ValidationFailed) as exc:
+        lease = await take_lease(runtime.leases, caller)
+    except AppError as exc:
         await websocket.send_denial_response(_problem(exc, websocket.url.path))
         return
-    await websocket.accept()
-    await WebSocketSubscriber(websocket, caller, runtime).serve(since)
+    try:
+        await websocket.accept()
+        await WebSocketSubscriber(websocket, caller, runtime).serve(since)
+    finally:
+        runtime.leases.release(lease)
 
 
 def _problem(exc: AppError, path: str) -> Response:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from realtime.settings import SCHEMA
 from shared.db.engine import schema_metadata
+from shared.jobs.tables import job_runs_table, jobs_table
 from shared.messaging.inbox import inbox_table
 
 METADATA = schema_metadata(SCHEMA)
@@ -50,4 +51,20 @@ STREAM_EVENTS = Table(
     Index("ix_stream_events_stored_at", "stored_at"),
 )
 
+# One row per open connection, renewed by its replica (realtime.delivery.leases): the per-user cap
+# across replicas.
+STREAM_LEASES = Table(
+    "stream_leases",
+    METADATA,
+    Column("id", Uuid, nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("id", name="pk_stream_leases"),
+    Index("ix_stream_leases_user_id", "user_id"),
+)
+
 INBOX = inbox_table(METADATA)
+
+# The scheduled jobs' state and runs (shared.jobs).
+JOBS = jobs_table(METADATA)
+JOB_RUNS = job_runs_table(METADATA)

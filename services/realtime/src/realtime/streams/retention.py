@@ -1,9 +1,10 @@
 """Retention: each stream keeps its newest events, for a bounded time and a bounded count per user.
 
-Runs every ``REALTIME_TRIM_INTERVAL`` seconds on each replica (an advisory lock lets one at a time do the
-work) and on demand with ``python -m realtime trim``. Deletes go in small batches, each its own
-transaction, so the consumer's inserts never wait long behind them. The offset counters stay: a trimmed
-stream goes on from where it was, and a client resuming from a trimmed offset gets ``recovered: false``.
+Runs as the ``trim-streams`` job (realtime.jobs, once per due time across replicas) and on demand with
+``python -m realtime trim`` (an advisory lock keeps the two from trimming at once). Deletes go in small
+batches, each its own transaction, so the consumer's inserts never wait long behind them. The offset
+counters stay: a trimmed stream goes on from where it was, and a client resuming from a trimmed offset
+gets ``recovered: false``.
 """
 
 from __future__ import annotations
@@ -93,13 +94,3 @@ async def trim(engine: AsyncEngine, policy: RetentionPolicy) -> TrimResult:
             await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
             await conn.commit()
     return TrimResult(by_count, by_age, inbox)
-
-
-async def trim_and_log(engine: AsyncEngine, policy: RetentionPolicy) -> None:
-    """One round of the periodic job (``realtime.workers``)."""
-    result = await trim(engine, policy)
-    if result.by_count or result.by_age or result.inbox:
-        log.info(
-            "trimmed streams",
-            extra={"by_count": result.by_count, "by_age": result.by_age, "inbox": result.inbox},
-        )

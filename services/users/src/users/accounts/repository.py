@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.db.pagination import Cursor
-from users.accounts.models import User
+from users.accounts.models import ROLE_ADMIN, User, email_key
 
-EMAIL_INDEX = "ix_users_email_lower"
+EMAIL_INDEX = "ux_users_email_key"
 
 
 class EmailTaken(Exception):
@@ -43,6 +44,32 @@ async def internal_view(conn: AsyncConnection, user_id: uuid.UUID) -> InternalRo
     return (await conn.execute(_INTERNAL_VIEW, {"user_id": user_id})).first()
 
 
+# At most this many admins are named to another service (the daily report's recipients).
+MAX_ADMINS = 1000
+
+
+async def active_admins(conn: AsyncConnection) -> list[InternalRow]:
+    stmt = (
+        select(User.id, User.email, User.full_name, User.roles, User.is_active)
+        .where(User.roles.contains([ROLE_ADMIN]), User.is_active.is_(True))
+        .order_by(User.created_at, User.id)
+        .limit(MAX_ADMINS)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+# The batch form for GraphQL's DataLoader (``/internal/users?ids=``): the public profile of many accounts.
+BatchRow = Row[uuid.UUID, str, str, list[str], bool, datetime]
+_BATCH_VIEW = select(User.id, User.email, User.full_name, User.roles, User.is_active, User.created_at).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def batch_view(conn: AsyncConnection, ids: list[uuid.UUID]) -> list[BatchRow]:
+    """The accounts among ``ids`` that exist, in no particular order, in one statement."""
+    return list((await conn.execute(_BATCH_VIEW, {"ids": ids})).all())
+
+
 class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -54,7 +81,7 @@ class UserRepository:
         return await self.session.scalar(stmt.execution_options(populate_existing=True))
 
     async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
-        stmt = select(User).where(func.lower(User.email) == email.lower())
+        stmt = select(User).where(User.email_key == email_key(email))
         if for_update:
             stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(stmt)

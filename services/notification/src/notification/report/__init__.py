@@ -1,0 +1,1 @@
+"""The daily report: counts kept from the events this service consumes, e-mailed to every admin."""
