@@ -45,6 +45,9 @@ DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
     ),
     # POST /graphql and the graphql-transport-ws WebSocket on the same path (contract section 7).
     RouteSpec(pattern="/graphql", upstream="graphql", websocket=True),
+    # Contract section 6: rooms and broadcasts, served by realtime.
+    RouteSpec(pattern="/api/v1/rooms/*", upstream="realtime"),
+    RouteSpec(pattern="/api/v1/broadcasts", upstream="realtime"),
 )
 
 
