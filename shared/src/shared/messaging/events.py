@@ -62,6 +62,10 @@ class UserDeactivatedData(EventData):
     user_id: uuid.UUID
 
 
+class UserDeletedData(EventData):
+    user_id: uuid.UUID
+
+
 class OrderCreatedData(EventData):
     order_id: uuid.UUID
     user_id: uuid.UUID
@@ -117,6 +121,13 @@ class UserDeactivated(Event):
     data: UserDeactivatedData
 
 
+class UserDeleted(Event):
+    summary = "An account was erased (by its owner or an admin); its e-mail may register again."
+    type: Literal["user.deleted"] = "user.deleted"
+    source: str = "users"
+    data: UserDeletedData
+
+
 class OrderCreated(Event):
     summary = "An order was placed (status pending)."
     type: Literal["order.created"] = "order.created"
@@ -147,6 +158,7 @@ class NotificationRequested(Event):
 CATALOGUE: tuple[type[Event], ...] = (
     UserRegistered,
     UserDeactivated,
+    UserDeleted,
     OrderCreated,
     OrderStatusChanged,
     NotificationCreated,
@@ -156,6 +168,7 @@ CATALOGUE: tuple[type[Event], ...] = (
 AnyEvent = Annotated[
     UserRegistered
     | UserDeactivated
+    | UserDeleted
     | OrderCreated
     | OrderStatusChanged
     | NotificationCreated
