@@ -22,6 +22,7 @@ from notification.contacts.directory import UsersDirectory
 from notification.contacts.models import Contact
 from notification.email import templates
 from notification.email.outbound import enqueue
+from notification.erasure import service as erasure
 from notification.events import wording
 from notification.notifications import service as notifications
 from notification.report import counts
@@ -33,6 +34,7 @@ from shared.messaging.events import (
     OrderCreated,
     OrderStatusChanged,
     UserDeactivated,
+    UserDeleted,
     UserRegistered,
     event_type_name,
 )
@@ -61,6 +63,7 @@ class EventHandlers:
         return {
             event_type_name(UserRegistered): self.user_registered,
             event_type_name(UserDeactivated): self.user_deactivated,
+            event_type_name(UserDeleted): self.user_deleted,
             event_type_name(OrderCreated): self.order_created,
             event_type_name(OrderStatusChanged): self.order_status_changed,
             event_type_name(NotificationRequested): self.notification_requested,
@@ -86,6 +89,8 @@ class EventHandlers:
         counts.record(uow, event)
         user = event.data
         session = uow.session
+        if await erasure.is_erased(session, user.user_id):
+            return  # a late delivery of the sign-up of an account already erased
         await contacts.remember(session, user.user_id, user.email, user.full_name)
         notifications.create_once(
             uow,
@@ -106,6 +111,12 @@ class EventHandlers:
         """Forget the contact: a later e-mail asks users, which says the account is inactive."""
         assert isinstance(event, UserDeactivated)
         await contacts.forget(uow.session, event.data.user_id)
+
+    async def user_deleted(self, event: Event, uow: UnitOfWork) -> None:
+        """Erase the user's notifications, contact and e-mails; idempotent."""
+        assert isinstance(event, UserDeleted)
+        await erasure.erase(uow, event.data.user_id)
+        log.info("erased a deleted user's data", extra={"user_id": str(event.data.user_id)})
 
     async def order_created(self, event: Event, uow: UnitOfWork) -> None:
         assert isinstance(event, OrderCreated)
