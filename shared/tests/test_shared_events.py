@@ -72,6 +72,7 @@ def test_catalogue_names_every_contract_event() -> None:
         "user.registered",
         "user.deactivated",
         "user.deleted",
+        "account.email_requested",
         "order.created",
         "order.status_changed",
         "notification.created",

@@ -18,6 +18,7 @@ from users.resources import Metrics, open_resources
 from users.settings import Settings
 from users.tokens import router as tokens
 from users.tokens.errors import install_oauth_error_handler
+from users.verification import router as verification
 from users.workers import declare_workers
 
 DESCRIPTION = "Accounts, argon2id passwords, the OAuth 2.0 token endpoint, rotating refresh tokens, JWKS."
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_oauth_error_handler(app)
     app.include_router(accounts.auth_router)
+    app.include_router(verification.router)
     app.include_router(tokens.router)
     app.include_router(accounts.router)
     app.include_router(deletion.router)

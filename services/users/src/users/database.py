@@ -18,4 +18,5 @@ def load_models() -> None:
     import users.jobs
     import users.outbox
     import users.throttling.models
-    import users.tokens.models  # noqa: F401
+    import users.tokens.models
+    import users.verification.models  # noqa: F401

@@ -66,6 +66,22 @@ class UserDeletedData(EventData):
     user_id: uuid.UUID
 
 
+AccountEmailKind = Literal["verify_email", "password_reset"]
+
+
+class AccountEmailRequestedData(EventData):
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    kind: AccountEmailKind
+    # The single-use secret of the link (users stores only its hash); notification builds the link
+    # from PUBLIC_URL and renders the e-mail.
+    token: str
+    expires_at: datetime
+    # The verification e-mail sent at registration is also the welcome.
+    welcome: bool = False
+
+
 class OrderCreatedData(EventData):
     order_id: uuid.UUID
     user_id: uuid.UUID
@@ -128,6 +144,13 @@ class UserDeleted(Event):
     data: UserDeletedData
 
 
+class AccountEmailRequested(Event):
+    summary = "A command from users to notification: e-mail this address a verification or reset link."
+    type: Literal["account.email_requested"] = "account.email_requested"
+    source: str = "users"
+    data: AccountEmailRequestedData
+
+
 class OrderCreated(Event):
     summary = "An order was placed (status pending)."
     type: Literal["order.created"] = "order.created"
@@ -159,6 +182,7 @@ CATALOGUE: tuple[type[Event], ...] = (
     UserRegistered,
     UserDeactivated,
     UserDeleted,
+    AccountEmailRequested,
     OrderCreated,
     OrderStatusChanged,
     NotificationCreated,
@@ -169,6 +193,7 @@ AnyEvent = Annotated[
     UserRegistered
     | UserDeactivated
     | UserDeleted
+    | AccountEmailRequested
     | OrderCreated
     | OrderStatusChanged
     | NotificationCreated
