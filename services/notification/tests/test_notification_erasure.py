@@ -7,10 +7,11 @@ import uuid
 import pytest
 
 from shared.messaging.events import UserDeleted, UserDeletedData
+from shared.testing.users import UsersStandIn
+from shared.testing.waits import eventually
 
-from .conftest import Bus, Database, Service, eventually
+from .conftest import Bus, Database, Service
 from .test_notification_events import consumed, order_created, registered, status_changed
-from .users_standin import UsersStandIn
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from realtime.testing import Frames, IssuerStandIn, order_created, publish, status_changed, ws_connect
+from realtime_testing import Frames, order_created, publish, status_changed, ws_connect
 from shared.messaging.events import UserDeleted, UserDeletedData
+from shared.testing.users import UsersStandIn
 
 from .conftest import RealtimeDb
 
@@ -32,7 +33,7 @@ async def _rows_of(db: RealtimeDb, user_id: uuid.UUID) -> int:
 
 
 async def test_user_deleted_closes_the_users_sockets_and_erases_their_stream(
-    shared_server: Any, issuer: IssuerStandIn, test_amqp_url: str, realtime_db: RealtimeDb
+    shared_server: Any, issuer: UsersStandIn, test_amqp_url: str, realtime_db: RealtimeDb
 ) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     order = uuid.uuid4()
