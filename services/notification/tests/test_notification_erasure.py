@@ -11,7 +11,13 @@ from shared.testing.users import UsersStandIn
 from shared.testing.waits import eventually
 
 from .conftest import Bus, Database, Service
-from .test_notification_events import consumed, order_created, registered, status_changed
+from .test_notification_events import (
+    consumed,
+    order_created,
+    registered,
+    sign_up,
+    status_changed,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +35,8 @@ async def test_user_deleted_erases_notifications_contact_and_emails_once(
     user = registered("leaving@example.com")
     user_id = user.data.user_id
     other = registered("staying@example.com")
-    await bus.publish(user)
-    await bus.publish(other)
+    await sign_up(bus, user)
+    await sign_up(bus, other)
     await bus.publish(order_created(user_id))
     await eventually(lambda: db.count("notifications", "user_id = $1", user_id), equals=2)
     await eventually(lambda: db.count("emails", "user_id = $1", user_id))
@@ -51,9 +57,10 @@ async def test_user_deleted_erases_notifications_contact_and_emails_once(
         update={"data": late_signup.data.model_copy(update={"user_id": user_id})}
     )
     await bus.publish(cancelled)
-    await bus.publish(late_signup)
+    await sign_up(bus, late_signup)
     await eventually(lambda: consumed(service, "order.status_changed", "handled"))
     await eventually(lambda: consumed(service, "user.registered", "handled"), equals=3.0)
+    await eventually(lambda: consumed(service, "account.email_requested", "handled"), equals=3.0)
     assert await _holdings(db, user_id) == {"notifications": 0, "contacts": 0, "emails": 0}
 
 

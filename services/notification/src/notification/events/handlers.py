@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notification.contacts import service as contacts
 from notification.contacts.directory import UsersDirectory
 from notification.contacts.models import Contact
-from notification.email import templates
+from notification.email import account, templates
 from notification.email.outbound import enqueue
 from notification.erasure import service as erasure
 from notification.events import wording
@@ -29,6 +30,7 @@ from notification.report import counts
 from shared.db.unit_of_work import UnitOfWork
 from shared.messaging.consumer import Handler
 from shared.messaging.events import (
+    AccountEmailRequested,
     Event,
     NotificationRequested,
     OrderCreated,
@@ -64,6 +66,7 @@ class EventHandlers:
             event_type_name(UserRegistered): self.user_registered,
             event_type_name(UserDeactivated): self.user_deactivated,
             event_type_name(UserDeleted): self.user_deleted,
+            event_type_name(AccountEmailRequested): self.account_email_requested,
             event_type_name(OrderCreated): self.order_created,
             event_type_name(OrderStatusChanged): self.order_status_changed,
             event_type_name(NotificationRequested): self.notification_requested,
@@ -101,10 +104,21 @@ class EventHandlers:
             data={"email": user.email},
             source_event_id=event.id,
         )
-        # To the address in the event: that is the one that just registered.
-        rendered = templates.welcome(full_name=user.full_name, email=user.email, public_url=self.public_url)
+        # The welcome e-mail is the verification e-mail users asks for (account.email_requested).
+
+    async def account_email_requested(self, event: Event, uow: UnitOfWork) -> None:
+        """A verification or reset link, to the address in the command (the one to prove)."""
+        assert isinstance(event, AccountEmailRequested)
+        request = event.data
+        if await erasure.is_erased(uow.session, request.user_id):
+            return
+        rendered = account.render(request, public_url=self.public_url, now=datetime.now(UTC))
         await enqueue(
-            session, source_event_id=event.id, user_id=user.user_id, recipient=user.email, rendered=rendered
+            uow.session,
+            source_event_id=event.id,
+            user_id=request.user_id,
+            recipient=request.email,
+            rendered=rendered,
         )
 
     async def user_deactivated(self, event: Event, uow: UnitOfWork) -> None:
