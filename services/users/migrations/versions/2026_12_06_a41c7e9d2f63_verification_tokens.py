@@ -1,7 +1,7 @@
 """Add users.email_verified and verification_tokens (e-mail verification and password reset).
 
 Revision ID: a41c7e9d2f63
-Revises: 7f3a9c2d1b40
+Revises: 5c1e8f0a7d21
 Create Date: 2026-12-06 18:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "a41c7e9d2f63"
-down_revision: str | Sequence[str] | None = "7f3a9c2d1b40"
+down_revision: str | Sequence[str] | None = "5c1e8f0a7d21"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

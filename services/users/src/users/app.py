@@ -12,6 +12,7 @@ from shared.jobs.router import jobs_router
 from shared.web.app import create_base_app, serving
 from users import jobs
 from users.accounts import router as accounts
+from users.avatars import router as avatars
 from users.deletion import router as deletion
 from users.internal import router as internal
 from users.resources import Metrics, open_resources
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(accounts.router)
     app.include_router(deletion.router)
+    app.include_router(avatars.router)
     app.include_router(internal.router)
     app.include_router(jobs_router(jobs.SERVICE))
     return app

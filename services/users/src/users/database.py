@@ -15,6 +15,7 @@ class Base(DeclarativeBase):
 def load_models() -> None:
     """Import every model module so ``Base.metadata`` knows all tables (Alembic needs them all)."""
     import users.accounts.models
+    import users.avatars.models
     import users.jobs
     import users.outbox
     import users.throttling.models

@@ -63,5 +63,5 @@ class UserOut(BaseModel):
     is_active: bool
     email_verified: bool
     # /api/v1/users/{id}/avatar when the user has one.
-    avatar_url: str | None = None
+    avatar_url: str | None
     created_at: datetime
