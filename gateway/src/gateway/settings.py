@@ -30,6 +30,7 @@ DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(pattern="/api/v1/auth/register", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/token", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/revoke", upstream="users", public=True),
+    RouteSpec(pattern="/api/v1/auth/verify-email", upstream="users", public=True),
     RouteSpec(pattern="/api/v1/auth/password-reset/*", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/*", upstream="users"),
     RouteSpec(pattern="/.well-known/jwks.json", upstream="users", public=True),

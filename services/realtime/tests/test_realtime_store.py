@@ -51,6 +51,7 @@ async def _append(engine: AsyncEngine, user: uuid.UUID, n: int = 0) -> int:
             data={"n": n},
             ts=datetime.now(UTC),
         )
+    assert stored is not None
     return stored.offset
 
 
