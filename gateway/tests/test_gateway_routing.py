@@ -49,6 +49,9 @@ def table() -> RoutingTable:
             False,
         ),
         ("/graphql", "/graphql", "graphql", False),
+        ("/api/v1/rooms", "/api/v1/rooms/*", "realtime", False),
+        ("/api/v1/rooms/0b6f/presence", "/api/v1/rooms/*", "realtime", False),
+        ("/api/v1/broadcasts", "/api/v1/broadcasts", "realtime", False),
     ],
 )
 def test_routes_match_the_contract(

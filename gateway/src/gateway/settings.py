@@ -30,6 +30,7 @@ DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(pattern="/api/v1/auth/register", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/token", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/revoke", upstream="users", public=True),
+    RouteSpec(pattern="/api/v1/auth/verify-email", upstream="users", public=True),
     RouteSpec(pattern="/api/v1/auth/password-reset/*", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/*", upstream="users"),
     RouteSpec(pattern="/.well-known/jwks.json", upstream="users", public=True),
@@ -45,6 +46,9 @@ DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
     ),
     # POST /graphql and the graphql-transport-ws WebSocket on the same path (contract section 7).
     RouteSpec(pattern="/graphql", upstream="graphql", websocket=True),
+    # Contract section 6: rooms and broadcasts, served by realtime.
+    RouteSpec(pattern="/api/v1/rooms/*", upstream="realtime"),
+    RouteSpec(pattern="/api/v1/broadcasts", upstream="realtime"),
 )
 
 

@@ -113,6 +113,10 @@ def standin_app(name: str, jwks: dict[str, Any], recorder: Recorder) -> Starlett
         await record(request)
         return Response(status_code=307, headers={"Location": request.query_params["to"]})
 
+    async def image(request: Request) -> Response:
+        # Large enough to be compressed were it not an image.
+        return Response(b"\x89PNG\r\n\x1a\n" + bytes(4096), media_type="image/png")
+
     async def events(request: Request) -> Response:
         await record(request)
         count = int(request.query_params.get("count", "2"))
@@ -163,6 +167,7 @@ def standin_app(name: str, jwks: dict[str, Any], recorder: Recorder) -> Starlett
             Route("/api/v1/users/slow", slow),
             Route("/api/v1/users/hop", hop_by_hop),
             Route("/api/v1/users/redirect", redirect),
+            Route("/api/v1/users/image", image),
             Route("/api/v1/events/stream", events),
             Route("/{path:path}", echo, methods=ALL_METHODS),
         ]

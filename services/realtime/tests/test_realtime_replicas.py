@@ -176,7 +176,13 @@ async def test_a_replica_refuses_a_bad_token_and_reports_its_connections(
             ready = (await client.get(one.url + "/readyz")).json()
     assert 'realtime_connections{transport="ws"} 1.0' in metrics
     assert "realtime_users_online 1.0" in metrics
-    assert ready["checks"] == {"database": "ok", "broker": "ok", "listener": "ok"}
+    assert ready["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "listener": "ok",
+        "room_listener": "ok",
+        "presence": "ok",
+    }
 
 
 async def test_a_deactivated_users_connections_close_with_4403_on_every_replica(

@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-USER_FIELDS = {"id", "email", "full_name", "roles", "is_active", "created_at"}
+USER_FIELDS = {"id", "email", "full_name", "roles", "is_active", "email_verified", "avatar_url", "created_at"}
 
 
 async def test_register_returns_the_new_user(client: httpx.AsyncClient) -> None:
@@ -23,6 +23,8 @@ async def test_register_returns_the_new_user(client: httpx.AsyncClient) -> None:
     assert body["email"] == "Ada@Example.com"
     assert body["roles"] == ["user"]
     assert body["is_active"] is True
+    assert body["email_verified"] is False
+    assert body["avatar_url"] is None
     assert body["created_at"].endswith("Z")
     assert "password" not in response.text
 

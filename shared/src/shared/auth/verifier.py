@@ -46,6 +46,8 @@ class Principal:
     roles: tuple[str, ...]
     token_id: str
     expires_at: int
+    # The user's full name when the token was issued (contract section 4); "" for older tokens.
+    name: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -232,6 +234,7 @@ class TokenVerifier:
             roles=tuple(roles),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
+            name=name if isinstance(name := claims.get("name"), str) else "",
         )
         return _Verified(principal, kid)
 

@@ -152,6 +152,17 @@ async def expire_unpaid(session: AsyncSession, cutoff: datetime, limit: int) -> 
     return len(orders)
 
 
+async def cancel_open_of_user(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Cancel every open (pending or paid) order of an erased account; the others stay for the books."""
+    repo = OrderRepository(session)
+    orders = await repo.of_user_in(user_id, (OrderStatus.PENDING, OrderStatus.PAID))
+    for order in orders:
+        order.cancel("user_deleted")
+    await repo.flush()
+    await record_events(session, *orders)
+    return len(orders)
+
+
 async def _as_admin(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
     # The router already demands the admin role; checked again so no other caller can skip it.
     if not caller.is_admin:

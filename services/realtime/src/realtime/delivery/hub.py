@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterator
 
 from realtime.delivery.subscriber import CLOSE_FORBIDDEN, Subscriber
 from realtime.metrics import RealtimeMetrics
@@ -107,6 +108,11 @@ class Hub:
         """Ask every connection of one user on this replica to end with ``code``."""
         for subscriber in list(self._users.get(user_key, ())):
             subscriber.close(code, reason)
+
+    def everyone(self) -> Iterator[Subscriber]:
+        """Every connection of this replica, WebSocket and SSE (broadcasts go to all of them)."""
+        for subs in list(self._users.values()):
+            yield from subs
 
     def close_all(self, code: int, reason: str, *, transport: str | None = None) -> None:
         """Ask every connection (of ``transport``, if given) to end with ``code``."""

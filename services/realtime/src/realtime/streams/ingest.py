@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from realtime.settings import SERVICE, Settings
+from realtime.streams.erasure import erase_user
 from realtime.streams.frames import NOTIFY_CHANNEL, encode_revocation
 from realtime.streams.models import INBOX
 from realtime.streams.store import append
@@ -21,6 +22,8 @@ from shared.messaging.topology import Topology
 STREAMED_TYPES = ("notification.created", "order.created", "order.status_changed")
 # Events after which a user's open connections close with 4403, on every replica.
 REVOKING_TYPES = ("user.deactivated",)
+# ... and after which their stream is erased for good as well.
+ERASING_TYPES = ("user.deleted",)
 
 
 async def store_event(event: Event, uow: UnitOfWork) -> None:
@@ -28,6 +31,7 @@ async def store_event(event: Event, uow: UnitOfWork) -> None:
     user_id = getattr(event.data, "user_id", None)
     if not isinstance(user_id, uuid.UUID):
         raise TypeError(f"{event.type} {event.id} names no user")
+    # None for an erased user: what the deletion itself caused (orders it cancelled) is not kept.
     await append(
         uow.session,
         user_id=user_id,
@@ -48,7 +52,11 @@ async def revoke_connections(event: Event, uow: UnitOfWork) -> None:
 
 
 def handlers() -> dict[str, Handler]:
-    return {**dict.fromkeys(STREAMED_TYPES, store_event), **dict.fromkeys(REVOKING_TYPES, revoke_connections)}
+    return {
+        **dict.fromkeys(STREAMED_TYPES, store_event),
+        **dict.fromkeys(REVOKING_TYPES, revoke_connections),
+        **dict.fromkeys(ERASING_TYPES, erase_user),
+    }
 
 
 def build_consumer(
@@ -61,7 +69,9 @@ def build_consumer(
     return EventConsumer(
         amqp_url=settings.amqp_url,
         topology=Topology(
-            SERVICE, STREAMED_TYPES + REVOKING_TYPES, retry_delays=tuple(settings.retry_delays)
+            SERVICE,
+            STREAMED_TYPES + REVOKING_TYPES + ERASING_TYPES,
+            retry_delays=tuple(settings.retry_delays),
         ),
         handlers=handlers(),
         sessionmaker=sessions,

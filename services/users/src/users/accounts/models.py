@@ -46,6 +46,9 @@ class User(Base):
         ARRAY(Text), default=lambda: [ROLE_USER], server_default=text("'{user}'::text[]")
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The ETag of the avatar (users.avatars), or None without one.
+    avatar_etag: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -55,6 +58,10 @@ class User(Base):
     def _keep_email_key(self, _: str, value: str) -> str:
         self.email_key = email_key(value)
         return value
+
+    @property
+    def avatar_url(self) -> str | None:
+        return f"/api/v1/users/{self.id}/avatar" if self.avatar_etag else None
 
     @property
     def is_admin(self) -> bool:

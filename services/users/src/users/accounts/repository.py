@@ -97,6 +97,10 @@ class UserRepository:
             raise
         return user
 
+    async def delete(self, user: User) -> None:
+        await self.session.delete(user)
+        await self.session.flush()
+
     async def flush(self, user: User) -> User:
         """Write pending changes; ``updated_at`` comes back with the UPDATE (eager defaults)."""
         await self.session.flush()

@@ -61,4 +61,7 @@ class UserOut(BaseModel):
     full_name: str
     roles: list[str]
     is_active: bool
+    email_verified: bool
+    # /api/v1/users/{id}/avatar when the user has one.
+    avatar_url: str | None
     created_at: datetime

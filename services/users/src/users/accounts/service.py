@@ -24,6 +24,7 @@ from users.accounts.repository import (
 from users.accounts.schemas import ChangePasswordRequest, RegisterRequest, UpdateMeRequest, UserOut
 from users.throttling.service import LoginThrottle
 from users.tokens.repository import RefreshTokenRepository
+from users.verification import service as verification
 
 
 async def register(session: AsyncSession, passwords: Passwords, data: RegisterRequest) -> User:
@@ -47,6 +48,7 @@ async def register(session: AsyncSession, passwords: Passwords, data: RegisterRe
     except EmailTaken as exc:
         raise Conflict("An account with this e-mail already exists.") from exc
     await outbox.user_registered(session, user)
+    await verification.send_welcome(session, user)
     return user
 
 
@@ -86,7 +88,7 @@ async def change_password(
     await throttle.succeeded(attempt)
     user.password_hash = await passwords.hash(data.new_password)
     await UserRepository(session).flush(user)
-    await RefreshTokenRepository(session).revoke_all_for_user(user.id, datetime.now(UTC))
+    await verification.password_changed(session, user.id)
 
 
 async def read_for_service(reads: AsyncEngine, user_id: uuid.UUID) -> InternalRow:

@@ -140,5 +140,5 @@ class TokenService:
                 expires_at=now + self._refresh_ttl,
             )
         )
-        access = self._issuer.issue(user.id, user.roles)
+        access = self._issuer.issue(user.id, user.roles, name=user.full_name)
         return TokenPair(access_token=access.token, expires_in=access.expires_in, refresh_token=refresh)
