@@ -208,8 +208,17 @@ def test_deploy_k8s_deploys_every_component_with_a_budget_and_monitoring(overlay
             f"no ServiceMonitor scrapes {name}"
         )
     for name in SERVICES_WITH_DATABASE:
-        migrate = named(objects, "Job", f"{name}-migrate")
-        assert pod_spec(migrate)["containers"][0]["command"] == ["python", "-m", name, "migrate"]
+        # A new version migrates before it serves: an init container runs before every server container
+        # starts, with the pod's own image (so the schema matches the code), under migrate's advisory lock.
+        pod = pod_spec(named(objects, "Deployment", name))
+        init = pod.get("initContainers") or []
+        assert [c["command"] for c in init] == [["python", "-m", name, "migrate"]], f"{name}: {init}"
+        assert init[0]["image"] == pod["containers"][0]["image"], name
+    # And nothing to delete by hand before a release: no immutable migration Job.
+    leftover = [
+        j["metadata"]["name"] for j in of_kind(objects, "Job") if j["metadata"]["name"].endswith("-migrate")
+    ]
+    assert not leftover, leftover
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
