@@ -27,7 +27,9 @@ OVERLAYS = ("dev", "prod")
 # so a field newer than that fails here instead of on a cluster.
 KUBERNETES_VERSION = "1.31.0"
 # Kinds defined by operators' CRDs, whose schemas are not available offline; checked below by hand.
-CRD_KINDS = frozenset({"ServiceMonitor", "PrometheusRule", "Cluster", "RabbitmqCluster"})
+CRD_KINDS = frozenset(
+    {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Cluster", "ScheduledBackup", "RabbitmqCluster"}
+)
 WORKLOAD_KINDS = frozenset({"Deployment", "Job", "CronJob"})
 
 # CONTRACT section 1.

@@ -100,7 +100,7 @@ def test_deploy_k8s_crd_objects_have_their_required_fields(overlay: str) -> None
     for monitor in of_kind(objects, "ServiceMonitor"):
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
         assert monitor["spec"]["selector"]["matchLabels"], monitor["metadata"]["name"]
-        assert all(e["port"] and e["path"] == "/metrics" for e in monitor["spec"]["endpoints"])
+        assert all(e["port"] and e["path"].startswith("/metrics") for e in monitor["spec"]["endpoints"])
     for rule in of_kind(objects, "PrometheusRule"):
         assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     for cluster in of_kind(objects, "Cluster"):
@@ -111,9 +111,26 @@ def test_deploy_k8s_crd_objects_have_their_required_fields(overlay: str) -> None
     unexpected = {obj["kind"] for obj in objects} & CRD_KINDS - {
         "ServiceMonitor",
         "PrometheusRule",
-        *(("Cluster", "RabbitmqCluster") if overlay == "prod" else ()),
+        *(("Cluster", "ScheduledBackup", "RabbitmqCluster") if overlay == "prod" else ()),
     }
     assert not unexpected, f"{overlay} renders {unexpected}"
+
+
+def test_deploy_k8s_prod_postgres_is_backed_up_continuously_and_nightly() -> None:
+    objects = render("prod")
+    backup = named(objects, "Cluster", "app-db")["spec"]["backup"]
+    store = backup["barmanObjectStore"]
+    assert store["destinationPath"].startswith("s3://")
+    assert backup["retentionPolicy"]
+    # The object store's credentials come from a Secret, never from the manifest.
+    for key in ("accessKeyId", "secretAccessKey"):
+        ref = store["s3Credentials"][key]
+        assert set(ref) == {"name", "key"}, ref
+    assert store["wal"]["compression"]
+    scheduled = named(objects, "ScheduledBackup", "app-db-nightly")["spec"]
+    assert scheduled["cluster"] == {"name": "app-db"}
+    assert scheduled["method"] == "barmanObjectStore"
+    assert len(scheduled["schedule"].split()) == 6, "CloudNativePG schedules have six fields, seconds first"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
