@@ -6,9 +6,22 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from shared.testing.tools import require_tool
 
-from .manifests import COMPONENTS, PORTS, PROMETHEUS, Manifest, load_yaml, named, render, run
+from .manifests import (
+    COMPONENTS,
+    OVERLAYS,
+    PORTS,
+    PROMETHEUS,
+    Manifest,
+    load_yaml,
+    named,
+    of_kind,
+    render,
+    run,
+)
 
 
 def _rule_groups() -> list[Manifest]:
@@ -209,3 +222,18 @@ def test_deploy_k8s_dev_overlay_never_pages_and_prod_does() -> None:
         "HttpErrorSLOFastBurn",
         "PostgresDown",
     }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deploy_k8s_scrapes_every_job_prometheus_yml_scrapes(overlay: str) -> None:
+    # The rules (and their absent() guards) name jobs: Kubernetes must produce the same job labels.
+    jobs: set[str] = set()
+    for monitor in of_kind(render(overlay), "ServiceMonitor"):
+        for endpoint in monitor["spec"]["endpoints"]:
+            relabelled = [
+                r["replacement"] for r in endpoint.get("relabelings") or [] if r["targetLabel"] == "job"
+            ]
+            # Without a relabelling the operator names the job after the Service (the monitor's name here).
+            jobs |= set(relabelled) or {monitor["metadata"]["name"]}
+    expected = set(_scrape_jobs()) - {"prometheus"}
+    assert expected <= jobs, f"{overlay} scrapes no {sorted(expected - jobs)}"
