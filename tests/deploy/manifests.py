@@ -72,7 +72,10 @@ def load_yaml(path: Path) -> Any:
 @functools.cache
 def render(overlay: str) -> tuple[Manifest, ...]:
     result = run(require_tool("kubectl"), "kustomize", str(K8S / "overlays" / overlay))
-    assert result.returncode == 0, result.stderr
+    # A stale dev patch (rules added or moved) fails its `test` ops: say how to regenerate it.
+    assert result.returncode == 0, (
+        f"{result.stderr}\n(after changing rules: .venv/bin/python deploy/prometheus/sync.py)"
+    )
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 

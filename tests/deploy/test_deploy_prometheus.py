@@ -198,7 +198,7 @@ def test_deploy_k8s_prometheus_rule_is_a_copy_of_the_rules_files() -> None:
     rule = named(render("prod"), "PrometheusRule", "http-red")
     assert rule["spec"]["groups"] == _rule_groups(), (
         "deploy/k8s/base/monitoring/prometheusrule.yaml differs from deploy/prometheus/rules/*.yml; "
-        "copy the groups over (the rules files are the tested source)"
+        "run .venv/bin/python deploy/prometheus/sync.py (the rules files are the tested source)"
     )
 
 
@@ -215,9 +215,7 @@ def test_deploy_k8s_dev_overlay_never_pages_and_prod_does() -> None:
     dev, prod = severities("dev"), severities("prod")
     assert set(dev) == set(prod)
     paging = sorted(name for name, severity in dev.items() if severity == "page")
-    assert not paging, (
-        f"the dev overlay pages for {paging}: add them to overlays/dev/prometheusrule-no-page.yaml"
-    )
+    assert not paging, f"the dev overlay pages for {paging}: run .venv/bin/python deploy/prometheus/sync.py"
     assert {name for name, severity in prod.items() if severity == "page"} >= {
         "HttpErrorSLOFastBurn",
         "PostgresDown",
