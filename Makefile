@@ -64,6 +64,8 @@ bench: install apt-bench ## The benchmarks: prints a table of figures per part
 	$(BIN)/python -m bench.notification_bench
 	$(BIN)/python -m bench.realtime_bench
 	$(BIN)/python -m bench.jobs_bench
+	$(BIN)/python -m bench.graphql_bench
+	$(BIN)/python -m bench.rooms_bench
 	$(BIN)/python services/realtime/bench/connections.py --connections 10000 --users 1000
 
 # The compose file publishes no host port; these targets ask for the developer's ports on 127.0.0.1.

@@ -35,9 +35,19 @@ def parse(output: str) -> WrkResult:
 
 
 def run_wrk(
-    url: str, header: str, *, threads: int, connections: int, seconds: int, script: str | None = None
+    url: str,
+    header: str,
+    *,
+    threads: int,
+    connections: int,
+    seconds: int,
+    script: str | None = None,
+    timeout: int | None = None,
 ) -> WrkResult:
+    """``timeout``: seconds before wrk counts a request as failed (its default is 2)."""
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", header]
+    if timeout is not None:
+        command += ["--timeout", f"{timeout}s"]
     if script is not None:
         command += ["-s", script]
     command.append(url)

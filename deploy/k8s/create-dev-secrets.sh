@@ -60,13 +60,14 @@ client_token() {
 }
 orders_token="$(client_token orders)"
 notification_token="$(client_token notification)"
+graphql_token="$(client_token graphql)"
 
 key_dir="$(mktemp -d)"
 trap 'rm -rf "$key_dir"' EXIT
 openssl genpkey -algorithm ed25519 -out "$key_dir/jwt-private-key.pem"
 create users-secrets \
   --from-literal=amqp-url="amqp://app:${rabbitmq_password}@rabbitmq:5672/" \
-  --from-literal=internal-tokens="${orders_token},${notification_token}" \
+  --from-literal=internal-tokens="${orders_token},${notification_token},${graphql_token}" \
   --from-file=jwt-private-key.pem="$key_dir/jwt-private-key.pem"
 
 create orders-db-credentials --type=kubernetes.io/basic-auth \
@@ -91,6 +92,9 @@ create realtime-db-credentials --type=kubernetes.io/basic-auth \
 
 create realtime-secrets \
   --from-literal=amqp-url="amqp://app:${rabbitmq_password}@rabbitmq:5672/"
+
+create graphql-secrets \
+  --from-literal=users-service-token="$graphql_token"
 
 # Optional: users-admin (email, password) for an admin account after start; notification-smtp
 # (username, password) for a relay that wants a login (Mailpit does not).

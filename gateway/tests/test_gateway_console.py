@@ -38,3 +38,21 @@ def test_nothing_else_is_served_from_the_console_folder(client: httpx.Client, pa
 def test_the_console_is_not_part_of_the_api_description(client: httpx.Client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/console")]
+
+
+@pytest.mark.parametrize(
+    ("path", "script"), [("/console/verify", "account.js"), ("/console/reset", "account.js")]
+)
+def test_the_account_link_pages_are_served_without_a_token(
+    client: httpx.Client, path: str, script: str
+) -> None:
+    page = client.get(path, params={"token": "abc"})
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    # The token in the address must not leak to another site through the Referer header.
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert f"/console/{script}" in assets
+    js = client.get(f"/console/{script}")
+    assert js.status_code == 200
+    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", js.text)

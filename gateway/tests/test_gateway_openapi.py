@@ -42,7 +42,7 @@ def test_colliding_components_are_renamed_with_their_references(client: httpx.Cl
 
 def test_identical_components_are_shared_not_duplicated() -> None:
     table = RoutingTable(
-        DEFAULT_ROUTES, {n: "http://x" for n in ("users", "orders", "notification", "realtime")}
+        DEFAULT_ROUTES, {n: "http://x" for n in ("users", "orders", "notification", "realtime", "graphql")}
     )
     users = standin_openapi("users")
     orders = standin_openapi("orders")
@@ -62,7 +62,7 @@ def test_swagger_ui_is_served_with_its_oauth2_redirect(client: httpx.Client) -> 
 
 def test_each_services_jobs_api_is_in_the_aggregated_document() -> None:
     names = ("users", "orders", "notification", "realtime")
-    table = RoutingTable(DEFAULT_ROUTES, {n: "http://x" for n in names})
+    table = RoutingTable(DEFAULT_ROUTES, {n: "http://x" for n in (*names, "graphql")})
     documents = []
     for name in names:
         app = FastAPI(title=name)

@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from gateway.ratelimit import TokenBuckets
 from gateway.settings import GatewaySettings
 from shared.testing.servers import Running
+from shared.web.ratelimit import TokenBuckets
 
 
 class Clock:

@@ -12,7 +12,7 @@ from gateway.routing import RoutingTable, is_denied
 from gateway.settings import DEFAULT_ROUTES, GatewaySettings
 from gateway_testing import Recorder
 
-URLS = {name: f"http://{name}:1" for name in ("users", "orders", "notification", "realtime")}
+URLS = {name: f"http://{name}:1" for name in ("users", "orders", "notification", "realtime", "graphql")}
 
 
 @pytest.fixture
@@ -48,6 +48,10 @@ def table() -> RoutingTable:
             "realtime",
             False,
         ),
+        ("/graphql", "/graphql", "graphql", False),
+        ("/api/v1/rooms", "/api/v1/rooms/*", "realtime", False),
+        ("/api/v1/rooms/0b6f/presence", "/api/v1/rooms/*", "realtime", False),
+        ("/api/v1/broadcasts", "/api/v1/broadcasts", "realtime", False),
     ],
 )
 def test_routes_match_the_contract(

@@ -231,3 +231,74 @@ def test_bearer_token_parsing() -> None:
     assert bearer_token("Basic abc") is None
     assert bearer_token("Bearer ") is None
     assert bearer_token(None) is None
+
+
+async def test_a_token_living_longer_than_the_issuer_allows_is_refused(
+    signer: tuple[Ed25519PrivateKey, dict[str, Any]],
+) -> None:
+    key, jwk = signer
+    verifier = TokenVerifier(
+        StaticKeySource({"keys": [jwk]}), issuer=ISSUER, audience=AUDIENCE, access_token_ttl=900
+    )
+    now = int(time.time())
+    await verifier.verify(sign(key, jwk, iat=now, exp=now + 960))  # the lifetime plus a minute: fine
+    for exp in (now + 961, 4_102_444_800):  # a second more; the year 2100
+        with pytest.raises(Unauthorized, match="longer life"):
+            await verifier.verify(sign(key, jwk, iat=now, exp=exp))
+
+
+class MutableSource:
+    def __init__(self, *jwks: dict[str, Any]) -> None:
+        self.document: dict[str, Any] = {"keys": list(jwks)}
+
+    async def get_keys(self, *, refresh: bool = False) -> dict[str, PyJWK]:
+        return parse_jwks(self.document)
+
+
+async def test_a_cached_token_is_forgotten_once_its_key_leaves_the_key_set() -> None:
+    old_key, old_jwk = make_key()
+    _, new_jwk = make_key()
+    source = MutableSource(old_jwk, new_jwk)
+    verifier = TokenVerifier(source, issuer=ISSUER, audience=AUDIENCE)
+    token = sign(old_key, old_jwk)
+    await verifier.verify(token)
+    await verifier.verify(token)  # from the cache
+    source.document = {"keys": [new_jwk]}  # the old key is withdrawn
+    with pytest.raises(Unauthorized, match="unknown key"):
+        await verifier.verify(token)
+
+
+async def test_the_jwks_refetch_is_throttled_while_the_issuer_fails() -> None:
+    calls: list[str] = []
+    failing = True
+    _, jwk = make_key()
+
+    def issuer(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(503) if failing else httpx.Response(200, json={"keys": [jwk]})
+
+    clock = FakeClock(1000.0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(issuer)) as client:
+        source = JwksKeySource(
+            "http://users/jwks", client, ttl=300, min_refresh=10, max_backoff=60, clock=clock
+        )
+        verifier = TokenVerifier(source, issuer=ISSUER, audience=AUDIENCE)
+        for _ in range(50):  # tokens naming made-up keys, each one an "unknown kid"
+            stranger_key, stranger_jwk = make_key()
+            with pytest.raises(Unauthorized):
+                await verifier.verify(sign(stranger_key, stranger_jwk))
+        assert len(calls) == 1
+        clock.now += 10  # the first wait is min_refresh...
+        assert await source.get_keys(refresh=True) == {}
+        assert len(calls) == 2
+        clock.now += 10  # ...then it doubles
+        await source.get_keys(refresh=True)
+        assert len(calls) == 2
+        clock.now += 10
+        failing = False
+        assert list(await source.get_keys(refresh=True)) == [jwk["kid"]]
+        assert len(calls) == 3
+        clock.now += 5  # back to normal: an unknown kid waits min_refresh, a known one nothing
+        await source.get_keys(refresh=True)
+        await source.get_keys()
+        assert len(calls) == 3

@@ -71,6 +71,8 @@ def test_catalogue_names_every_contract_event() -> None:
     assert set(EVENT_TYPES) == {
         "user.registered",
         "user.deactivated",
+        "user.deleted",
+        "account.email_requested",
         "order.created",
         "order.status_changed",
         "notification.created",

@@ -164,7 +164,7 @@ def test_every_long_running_container_is_healthy(compose: Compose) -> None:
     result = compose.run("ps", "--format", "json")
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     states = {row["Service"]: (row["State"], row.get("Health", "")) for row in rows}
-    for name in (*SERVICES, "gateway", "postgres", "rabbitmq", "mailpit"):
+    for name in (*SERVICES, "graphql", "gateway", "postgres", "rabbitmq", "mailpit"):
         assert states.get(name) == ("running", "healthy"), f"{name}: {states.get(name)}"
     # The core stack starts without the observability profile.
     assert "prometheus" not in states

@@ -33,7 +33,18 @@ CRD_KINDS = frozenset(
 WORKLOAD_KINDS = frozenset({"Deployment", "Job", "CronJob"})
 
 # CONTRACT section 1.
-PORTS = {"gateway": 8000, "users": 8001, "orders": 8002, "notification": 8003, "realtime": 8004}
+PORTS = {
+    "gateway": 8000,
+    "users": 8001,
+    "orders": 8002,
+    "notification": 8003,
+    "realtime": 8004,
+    "graphql": 8005,
+}
+# The package ``python -m`` runs where it is not the component's name (``graphql`` is graphql-core's).
+MODULES = {"graphql": "graphql_api"}
+# Components without a database of their own (no bootstrap or migration, no Postgres or RabbitMQ).
+STATELESS = frozenset({"gateway", "graphql"})
 INFRASTRUCTURE = ("postgres", "rabbitmq", "mailpit")
 OBSERVABILITY = ("prometheus", "grafana")
 # shared.web.server runs uvicorn with timeout_graceful_shutdown=20.
@@ -54,11 +65,15 @@ def _components() -> list[str]:
     tests ask for its Compose services, Kubernetes folder and scrape job.
     """
     packages = [ROOT / "gateway", *sorted(p.parent for p in (ROOT / "services").glob("*/pyproject.toml"))]
-    return [p.name for p in packages if (p / "src" / p.name / "__main__.py").is_file()]
+    return [p.name for p in packages if (p / "src" / module(p.name) / "__main__.py").is_file()]
+
+
+def module(name: str) -> str:
+    return MODULES.get(name, name)
 
 
 COMPONENTS = _components()
-SERVICES_WITH_DATABASE = [name for name in COMPONENTS if name != "gateway"]
+SERVICES_WITH_DATABASE = [name for name in COMPONENTS if name not in STATELESS]
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

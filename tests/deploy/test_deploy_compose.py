@@ -16,6 +16,7 @@ from .manifests import (
     SERVICES_WITH_DATABASE,
     Manifest,
     compose_file,
+    module,
     run,
 )
 
@@ -44,7 +45,7 @@ def test_deploy_compose_runs_every_component_and_the_infrastructure() -> None:
     missing = sorted({*COMPONENTS, *INFRASTRUCTURE, *OBSERVABILITY} - services)
     assert not missing, f"docker-compose.yml lacks {missing}"
     for name in COMPONENTS:
-        assert _command(compose_file()["services"][name]) == ["python", "-m", name, "serve"]
+        assert _command(compose_file()["services"][name]) == ["python", "-m", module(name), "serve"]
 
 
 def test_deploy_compose_prepares_each_database_before_its_service_starts() -> None:

@@ -23,6 +23,7 @@ from .manifests import (
     WORKLOAD_KINDS,
     Manifest,
     containers,
+    module,
     named,
     of_kind,
     pod_labels,
@@ -215,7 +216,7 @@ def test_deploy_k8s_deploys_every_component_with_a_budget_and_monitoring(overlay
         deployment = named(objects, "Deployment", name)
         labels = pod_labels(deployment)
         command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
-        assert command == ["python", "-m", name, "serve"]
+        assert command == ["python", "-m", module(name), "serve"]
         assert any(selects(b["spec"]["selector"], labels) for b in budgets), f"no PDB covers {name}"
         service = named(objects, "Service", name)
         assert service["spec"]["selector"].items() <= labels.items(), f"Service {name} misses its pods"

@@ -131,6 +131,13 @@ def test_deploy_k8s_network_denies_by_default_and_allows_only_the_paths_needed(o
             assert _connects(policies, labels, infra["postgres"], 5432), f"{where} -> postgres:5432"
     for name in SERVICES_WITH_DATABASE:
         assert _connects(policies, pods[name], infra["rabbitmq"], 5672), f"{name} -> rabbitmq:5672"
+    if "graphql" in pods:
+        # The gateway routes /graphql to it; it calls every service's public API, and nothing else does.
+        assert _connects(policies, pods["gateway"], pods["graphql"], PORTS["graphql"]), "gateway -> graphql"
+        for name in SERVICES_WITH_DATABASE:
+            assert _connects(policies, pods["graphql"], pods[name], PORTS[name]), f"graphql -> {name}"
+        assert not _connects(policies, pods["graphql"], infra["postgres"], 5432), "graphql -> postgres"
+        assert not _connects(policies, pods["users"], pods["graphql"], PORTS["graphql"]), "users -> graphql"
     # And nothing more than asked: the gateway reaches no database, users does not call the gateway.
     assert not _connects(policies, pods["gateway"], infra["postgres"], 5432), "gateway -> postgres"
     assert not _connects(policies, pods["users"], pods["gateway"], PORTS["gateway"]), "users -> gateway"

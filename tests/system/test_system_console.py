@@ -174,3 +174,82 @@ async def token_expired_closes(stack: Stack) -> float:
         for line in metrics.splitlines()
         if line.startswith("realtime_disconnects_total{") and 'reason="token_expired"' in line
     )
+
+
+async def sign_in(page: Page, stack: Stack, name: str) -> None:
+    email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.com"
+    await page.goto(stack.url("gateway") + "/console")
+    register = page.locator("#register-form")
+    await register.get_by_label("E-mail").fill(email)
+    await register.get_by_label("Password").fill("long enough")
+    await register.get_by_label("Full name").fill(name)
+    await register.get_by_role("button", name="Register").click()
+    await expect(page.locator("#status")).to_contain_text(f"Registered {email}")
+    login = page.locator("#login-form")
+    await login.get_by_label("Password").fill("long enough")
+    await login.get_by_role("button", name="Log in").click()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=LIVE)
+
+
+async def test_two_people_talk_in_a_room_and_see_each_other_come_and_go(
+    console_stack: Stack, tmp_path: Path
+) -> None:
+    chromium = require_tool("chromium")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            ada = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            grace = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            uncaught: list[str] = []
+            for page in (ada, grace):
+                page.on("pageerror", lambda error: uncaught.append(str(error)))
+            try:
+                await talk(ada, grace, console_stack)
+            except BaseException:
+                await ada.screenshot(path=tmp_path / "rooms-ada.png", full_page=True)
+                if not grace.is_closed():
+                    await grace.screenshot(path=tmp_path / "rooms-grace.png", full_page=True)
+                raise
+            assert uncaught == []
+        finally:
+            await browser.close()
+
+
+async def talk(ada: Page, grace: Page, stack: Stack) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        paths = (await client.get(stack.url("gateway") + "/openapi.json")).json()["paths"]
+    for path in ("/api/v1/rooms", "/api/v1/rooms/{room_id}/messages", "/api/v1/rooms/{room_id}/presence"):
+        assert path in paths, "the aggregated document lists the rooms API"
+    assert "/api/v1/broadcasts" in paths
+    room_name = f"Tea {uuid.uuid4().hex[:6]}"
+    await sign_in(ada, stack, "Ada")
+    rooms = ada.locator("#room-form")
+    await rooms.get_by_label("Name").fill(room_name)
+    await rooms.get_by_label("Topic").fill("Oolong")
+    await rooms.get_by_role("button", name="Create room").click()
+    await expect(ada.locator("#room-name")).to_have_text(room_name)
+    await expect(ada.locator("#room-presence")).to_have_text("Ada", timeout=LIVE)
+
+    await sign_in(grace, stack, "Grace")
+    entry = grace.locator("#rooms li").filter(has_text=room_name)
+    await entry.get_by_role("button", name="Join").click()
+    await expect(grace.locator("#room-presence")).to_have_text("Ada, Grace", timeout=LIVE)
+    joined = ada.locator('#room-messages li.presence[data-action="join"]')
+    await expect(joined).to_have_text("Grace joined", timeout=LIVE)
+    await expect(ada.locator("#room-presence")).to_have_text("Ada, Grace")
+
+    for page, text in ((ada, "Hello, Grace"), (grace, "Hello, Ada"), (ada, "Tea?")):
+        await page.locator("#say-form").get_by_label("Message").fill(text)
+        await page.locator("#say-form").get_by_role("button", name="Send").click()
+    seen = []
+    for page in (ada, grace):
+        messages = page.locator("#room-messages li.message")
+        await expect(messages).to_have_count(3, timeout=LIVE)
+        seen.append(await messages.locator(".text").all_text_contents())
+    assert seen[0] == seen[1]
+    assert sorted(seen[0]) == sorted(["Hello, Grace", "Hello, Ada", "Tea?"])
+
+    await grace.close()
+    left = ada.locator('#room-messages li.presence[data-action="leave"]')
+    await expect(left).to_have_text("Grace left", timeout=LIVE)
+    await expect(ada.locator("#room-presence")).to_have_text("Ada")

@@ -71,6 +71,7 @@ FAMILIES = {
     "orders": HTTP | OUTBOX | CONSUMER | {"circuit_breaker_state"},
     "notification": HTTP | OUTBOX | CONSUMER,
     "realtime": HTTP | CONSUMER | {"realtime_connections", "realtime_users_online"},
+    "graphql": HTTP,
 }
 OUR_PREFIXES = ("http_", "outbox_", "event_", "events_", "realtime_", "gateway_", "circuit_breaker_", "email")
 LABEL_NAMES = frozenset({"event_type"})

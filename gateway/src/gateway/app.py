@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.compression import compressed
 from gateway.console import console_router
 from gateway.cors import GatewayCORSMiddleware
 from gateway.docs import docs_router
@@ -92,6 +93,8 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     if settings.cors_origins:
         # Innermost of FastAPI's middleware, after the request id exists.
         api.user_middleware.append(Middleware(GatewayCORSMiddleware, origins=settings.cors_origins))
+    # Outermost of FastAPI's middleware: /openapi.json, /docs and /console are large and compress well.
+    api.user_middleware.insert(0, Middleware(compressed))
 
     lifecycle = lifecycle_of(api)
     chain: ASGIApp = ProxyApp(runtime, lifecycle.stopped if lifecycle is not None else None)
@@ -103,6 +106,8 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     if settings.cors_origins:
         # Around the proxy only, so a preflight is answered without a token.
         chain = GatewayCORSMiddleware(chain, settings.cors_origins)
+    # Around every proxied answer, 429s included; the gateway's own pages (docs, console) below.
+    chain = compressed(chain)
     http_metrics: HttpMetrics = api.state.http_metrics
     chain = RequestMetricsMiddleware(chain, metrics=http_metrics)
     chain = BodySizeLimitMiddleware(chain, max_bytes=settings.max_body_bytes)

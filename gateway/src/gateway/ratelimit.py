@@ -16,7 +16,6 @@ the gateway's proxy chain does not have, and a bucket is a dozen lines.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter
@@ -28,8 +27,7 @@ from gateway.settings import GatewaySettings
 from shared.errors import TooManyRequests
 from shared.web.client_address import TrustedProxies
 from shared.web.problems import problem_response
-
-Clock = Callable[[], float]
+from shared.web.ratelimit import TokenBuckets
 
 
 def rate_limited_counter(registry: CollectorRegistry, routes: Iterable[str]) -> Counter:
@@ -43,50 +41,6 @@ def rate_limited_counter(registry: CollectorRegistry, routes: Iterable[str]) -> 
     for route in routes:
         counter.labels(route)
     return counter
-
-
-class TokenBuckets:
-    """``rate`` tokens a second per key, at most ``burst`` saved up; idle full buckets are forgotten."""
-
-    def __init__(
-        self, rate: float, burst: int, *, clock: Clock = time.monotonic, max_keys: int = 100_000
-    ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a token bucket needs a positive rate and a burst of at least 1")
-        self.rate = rate
-        self.burst = float(burst)
-        self.clock = clock
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when counted)
-        self._next_prune = clock() + 60.0
-
-    def take(self, key: str) -> float:
-        """Take a token: 0.0 when there was one, else the seconds until there will be."""
-        now = self.clock()
-        if now >= self._next_prune or len(self._buckets) >= self.max_keys:
-            self._prune(now)
-        tokens, counted = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - counted) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
-
-    def _prune(self, now: float) -> None:
-        # A bucket that has refilled completely is the same as no bucket at all.
-        self._buckets = {
-            key: (tokens, counted)
-            for key, (tokens, counted) in self._buckets.items()
-            if tokens + (now - counted) * self.rate < self.burst
-        }
-        if len(self._buckets) >= self.max_keys:
-            # Too many clients mid-burst to remember (a flood of addresses): start over rather than grow.
-            self._buckets.clear()
-        self._next_prune = now + 60.0
-
-    def __len__(self) -> int:
-        return len(self._buckets)
 
 
 class RateLimitMiddleware:

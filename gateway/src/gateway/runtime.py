@@ -61,7 +61,12 @@ class GatewayRuntime:
                 for name, url in self.table.upstreams.items()
             }
             keys = RequiredKeySource(JwksKeySource(settings.jwks_url, http))
-            self._verifier = TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+            self._verifier = TokenVerifier(
+                keys,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                access_token_ttl=settings.access_token_ttl.total_seconds(),
+            )
             self._openapi = OpenApiAggregator(self.table, http, ttl=settings.openapi_ttl)
             try:
                 yield

@@ -30,6 +30,7 @@ DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(pattern="/api/v1/auth/register", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/token", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/revoke", upstream="users", public=True),
+    RouteSpec(pattern="/api/v1/auth/verify-email", upstream="users", public=True),
     RouteSpec(pattern="/api/v1/auth/password-reset/*", upstream="users", public=True, rate_limit="auth"),
     RouteSpec(pattern="/api/v1/auth/*", upstream="users"),
     RouteSpec(pattern="/.well-known/jwks.json", upstream="users", public=True),
@@ -43,6 +44,11 @@ DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
         RouteSpec(pattern=f"/api/v1/admin/jobs/{service}/*", upstream=service)
         for service in ("users", "orders", "notification", "realtime")
     ),
+    # POST /graphql and the graphql-transport-ws WebSocket on the same path (contract section 7).
+    RouteSpec(pattern="/graphql", upstream="graphql", websocket=True),
+    # Contract section 6: rooms and broadcasts, served by realtime.
+    RouteSpec(pattern="/api/v1/rooms/*", upstream="realtime"),
+    RouteSpec(pattern="/api/v1/broadcasts", upstream="realtime"),
 )
 
 
@@ -58,6 +64,7 @@ class GatewaySettings(BaseServiceSettings):
     orders_url: str = _url("http://127.0.0.1:8002", "ORDERS_URL")
     notification_url: str = _url("http://127.0.0.1:8003", "NOTIFICATION_URL")
     realtime_url: str = _url("http://127.0.0.1:8004", "REALTIME_URL")
+    graphql_url: str = _url("http://127.0.0.1:8005", "GRAPHQL_URL")
     # Seconds until the upstream's whole answer (streams: its headers) must have arrived.
     upstream_timeout: float = 10.0
     connect_timeout: float = 2.0
@@ -91,7 +98,7 @@ class GatewaySettings(BaseServiceSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("users_url", "orders_url", "notification_url", "realtime_url")
+    @field_validator("users_url", "orders_url", "notification_url", "realtime_url", "graphql_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -110,6 +117,7 @@ class GatewaySettings(BaseServiceSettings):
             "orders": self.orders_url,
             "notification": self.notification_url,
             "realtime": self.realtime_url,
+            "graphql": self.graphql_url,
         }
 
     @property

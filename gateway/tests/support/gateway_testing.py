@@ -113,6 +113,10 @@ def standin_app(name: str, jwks: dict[str, Any], recorder: Recorder) -> Starlett
         await record(request)
         return Response(status_code=307, headers={"Location": request.query_params["to"]})
 
+    async def image(request: Request) -> Response:
+        # Large enough to be compressed were it not an image.
+        return Response(b"\x89PNG\r\n\x1a\n" + bytes(4096), media_type="image/png")
+
     async def events(request: Request) -> Response:
         await record(request)
         count = int(request.query_params.get("count", "2"))
@@ -143,14 +147,27 @@ def standin_app(name: str, jwks: dict[str, Any], recorder: Recorder) -> Starlett
                 return
             await ws.send_text(f"echo:{text}")
 
+    async def graphql_websocket(ws: WebSocket) -> None:
+        """Like graphql's endpoint: accepts only graphql-transport-ws, and says which it agreed to."""
+        recorder.requests.append({"path": "/graphql", "query": ws.url.query, "headers": dict(ws.headers)})
+        if "graphql-transport-ws" not in ws.scope.get("subprotocols", []):
+            await ws.close(code=1002)
+            return
+        await ws.accept(subprotocol="graphql-transport-ws")
+        await ws.send_json({"type": "connection_ack"})
+        await ws.send_text(f"echo:{await ws.receive_text()}")
+        await ws.close(code=1000)
+
     return Starlette(
         routes=[
             WebSocketRoute("/ws", websocket),
+            WebSocketRoute("/graphql", graphql_websocket),
             Route("/.well-known/jwks.json", keyset),
             Route("/openapi.json", openapi),
             Route("/api/v1/users/slow", slow),
             Route("/api/v1/users/hop", hop_by_hop),
             Route("/api/v1/users/redirect", redirect),
+            Route("/api/v1/users/image", image),
             Route("/api/v1/events/stream", events),
             Route("/{path:path}", echo, methods=ALL_METHODS),
         ]

@@ -42,6 +42,7 @@ TABLES = (
     "jobs",
     "job_runs",
     "daily_counts",
+    "erased_users",
 )
 QUEUES = ("notification.events", "notification.dlq", "notification.retry.1", "notification.retry.2")
 

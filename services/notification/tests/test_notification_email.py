@@ -12,12 +12,16 @@ from shared.testing.waits import eventually
 
 from .conftest import Bus, Database, RunService, Service
 from .mailserver import MailServer
+from .test_notification_events import sign_up
 
 pytestmark = pytest.mark.integration
 
 
-def registered(email: str) -> UserRegistered:
-    return UserRegistered(data=UserRegisteredData(user_id=uuid.uuid4(), email=email, full_name="Ada"))
+async def sign_up_as(bus: Bus, email: str) -> None:
+    """A registration with its welcome e-mail (the verification e-mail users asks for)."""
+    await sign_up(
+        bus, UserRegistered(data=UserRegisteredData(user_id=uuid.uuid4(), email=email, full_name="Ada"))
+    )
 
 
 def metric(service: Service, name: str, **labels: str) -> float:
@@ -28,8 +32,7 @@ async def test_an_smtp_outage_delays_the_email_without_losing_it(
     service: Service, bus: Bus, db: Database, smtp: MailServer
 ) -> None:
     await smtp.stop()
-    event = registered("ada@example.com")
-    await bus.publish(event)
+    await sign_up_as(bus, "ada@example.com")
     # The in-app side does not wait for the mail server.
     await eventually(lambda: db.count("notifications"))
     await eventually(lambda: db.count("emails", "status = 'pending' AND attempts >= 3"), message="no retries")
@@ -54,7 +57,7 @@ async def test_an_email_is_recorded_as_failed_after_its_last_attempt(
 ) -> None:
     await smtp.stop()
     async with run_service(email_max_attempts=3) as service:
-        await bus.publish(registered("ada@example.com"))
+        await sign_up_as(bus, "ada@example.com")
         await eventually(lambda: db.count("emails", "status = 'failed'"))
         [row] = await db.fetch("SELECT attempts, last_error FROM notification.emails")
         assert row["attempts"] == 3
@@ -69,7 +72,7 @@ async def test_an_email_is_recorded_as_failed_after_its_last_attempt(
 async def test_a_recipient_refused_for_good_is_not_retried(
     service: Service, bus: Bus, db: Database, smtp: MailServer
 ) -> None:
-    await bus.publish(registered("nobody@refused.invalid"))
+    await sign_up_as(bus, "nobody@refused.invalid")
     await eventually(lambda: db.count("emails", "status = 'failed'"))
     [row] = await db.fetch("SELECT attempts, last_error FROM notification.emails")
     assert row["attempts"] == 1
@@ -84,7 +87,7 @@ async def test_two_senders_never_send_one_email_twice(
     await smtp.stop()
     async with run_service() as first, run_service():
         for n in range(20):
-            await bus.publish(registered(f"user{n}@example.com"))
+            await sign_up_as(bus, f"user{n}@example.com")
         await eventually(lambda: db.count("emails"), equals=20)
         await smtp.start()
         await eventually(lambda: len(smtp.messages), timeout=15, equals=20)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.messaging.dlq import list_dead_letters, redrive
 from shared.messaging.events import (
+    AccountEmailRequested,
+    AccountEmailRequestedData,
     NotificationRequested,
     NotificationRequestedData,
     OrderCreated,
@@ -31,6 +34,28 @@ pytestmark = pytest.mark.integration
 
 def registered(email: str = "ada@example.com", full_name: str = "Ada Lovelace") -> UserRegistered:
     return UserRegistered(data=UserRegisteredData(user_id=uuid.uuid4(), email=email, full_name=full_name))
+
+
+def welcome_email(user: UserRegistered) -> AccountEmailRequested:
+    """What users asks for beside user.registered: the verification e-mail, which is the welcome."""
+    data = AccountEmailRequestedData(
+        user_id=user.data.user_id,
+        email=user.data.email,
+        full_name=user.data.full_name,
+        kind="verify_email",
+        token="t0ken-" + uuid.uuid4().hex,
+        expires_at=datetime.now(UTC) + timedelta(hours=24),
+        welcome=True,
+    )
+    return AccountEmailRequested(data=data)
+
+
+async def sign_up(bus: Bus, user: UserRegistered, times: int = 1) -> AccountEmailRequested:
+    """Publish a registration as users does: the event and the welcome e-mail's command."""
+    mail = welcome_email(user)
+    await bus.publish(user, times=times)
+    await bus.publish(mail, times=times)
+    return mail
 
 
 def order_created(user_id: uuid.UUID, status: str = "pending") -> OrderCreated:
@@ -57,13 +82,20 @@ async def test_user_registered_stores_the_contact_a_welcome_and_one_email(
     service: Service, bus: Bus, db: Database, smtp: MailServer
 ) -> None:
     event = registered()
-    await bus.publish(event)
+    command = await sign_up(bus, event)
     [mail] = await eventually(lambda: smtp.to("ada@example.com"))
     assert mail["Subject"] == "Welcome aboard"
     plain = mail.get_body(("plain",))
     assert plain is not None
     assert "Ada Lovelace" in plain.get_content()
-    assert mail.get_body(("html",)) is not None
+    # The welcome is the verification e-mail: its link, from PUBLIC_URL, in both parts.
+    link = f"http://127.0.0.1:8000/console/verify?token={command.data.token}"
+    assert link in plain.get_content()
+    html = mail.get_body(("html",))
+    assert html is not None
+    assert f'href="{link}"' in html.get_content()
+    await eventually(lambda: consumed(service, "user.registered", "handled"))
+    assert await db.count("emails") == 1
     [contact] = await db.fetch("SELECT * FROM notification.contacts")
     assert (contact["user_id"], contact["email"]) == (event.data.user_id, "ada@example.com")
     [row] = await db.fetch("SELECT * FROM notification.notifications")
@@ -74,7 +106,7 @@ async def test_the_same_event_delivered_three_times_gives_one_notification_and_o
     service: Service, bus: Bus, db: Database, smtp: MailServer
 ) -> None:
     event = registered()
-    await bus.publish(event, times=3)
+    await sign_up(bus, event, times=3)
     await eventually(
         lambda: (
             consumed(service, "user.registered", "handled")
@@ -185,7 +217,7 @@ async def test_order_events_notify_and_email_only_for_the_chosen_statuses(
     service: Service, bus: Bus, db: Database, smtp: MailServer
 ) -> None:
     user = registered("mary@example.com", "Mary")
-    await bus.publish(user)
+    await sign_up(bus, user)
     await eventually(lambda: smtp.to("mary@example.com"))
     user_id = user.data.user_id
     paid, shipped = status_changed(user_id, "paid"), status_changed(user_id, "shipped", "paid")

@@ -234,3 +234,28 @@ async def test_openapi_documents_every_endpoint_with_a_summary(api: Any) -> None
         ("get", "/api/v1/admin/jobs/orders/{name}/runs"),
     }
     assert all(op.get("description") for op in operations.values())
+
+
+@pytest.mark.parametrize("name", ["nul\x00byte", "escape\x1b[2J", "line\nbreak"])
+async def test_an_item_name_with_control_characters_is_a_422(api: Any, name: str) -> None:
+    _, headers = api.customer()
+    body = {"currency": "USD", "items": [{"sku": "S1", "name": name, "quantity": 1, "unit_price_cents": 1}]}
+    response = await api.create(headers, body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["loc"] == ["body", "items", 0, "name"]
+    assert (await api.client.get("/api/v1/orders", headers=headers)).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "eyJ0IjoiMjAyNi0wMS0wMVQwMDowMDowMCswMDowMCIsImkiOjV9",  # {"t": ..., "i": 5}
+        "eyJ0IjoiMDAwMS0wMS0wMVQwMDowMDowMCswNTowMCIsImkiOiIwMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDEifQ",
+    ],
+)
+async def test_a_crafted_cursor_is_a_422(api: Any, cursor: str) -> None:
+    _, headers = api.customer()
+    response = await api.client.get("/api/v1/orders", params={"cursor": cursor}, headers=headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"

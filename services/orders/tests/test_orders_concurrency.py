@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from orders.order import service
+from orders.order.gate import Admission
 from orders.order.models import ConcurrentChange
 from shared.auth.verifier import Principal
 from shared.db.engine import make_engine, make_sessionmaker
@@ -29,11 +30,11 @@ async def test_a_transition_based_on_a_stale_read_is_refused(api: Any, clean_db:
                 await service.get_order(second, caller, order_id),
             ]
             assert {o.version for o in seen} == {1}
-            await service.pay(first, caller, order_id)
+            await service.pay(first, caller, order_id, Admission(granted=True))
             await first.commit()
             # Cancel would be legal after pay, but this one decided on a status that is gone.
             with pytest.raises(ConcurrentChange):
-                await service.cancel(second, caller, order_id)
+                await service.cancel(second, caller, order_id, Admission(granted=True))
             await second.rollback()
     finally:
         await engine.dispose()

@@ -10,7 +10,14 @@ import aio_pika
 import orjson
 import pytest
 
-from shared.messaging.events import EXCHANGE, UserDeactivated, UserDeactivatedData
+from shared.messaging.events import (
+    EXCHANGE,
+    Event,
+    UserDeactivated,
+    UserDeactivatedData,
+    UserDeleted,
+    UserDeletedData,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +111,7 @@ async def test_an_idempotent_replay_emits_nothing_more(api: Any, probe: Any) -> 
     assert await probe.take(1, timeout=1.0) == []
 
 
-async def publish(amqp_url: str, event: UserDeactivated) -> None:
+async def publish(amqp_url: str, event: Event) -> None:
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
@@ -162,5 +169,38 @@ async def test_user_deactivated_cancels_that_users_pending_orders(
         )
     assert await probe.take(1, timeout=1.0) == []
     expected = {pending[0]["id"]: "cancelled", pending[1]["id"]: "cancelled", paid["id"]: "paid"}
+    assert await statuses(api, alice) == expected
+    assert await statuses(api, bob) == {other["id"]: "pending"}
+
+
+async def test_user_deleted_cancels_that_users_open_orders_and_keeps_the_rest(
+    api: Any, probe: Any, test_amqp_url: str
+) -> None:
+    user_id, alice = api.customer()
+    _, bob = api.customer()
+    pending = await api.place(alice)
+    paid = await api.place(alice)
+    assert (await api.act(paid["id"], "pay", alice)).status_code == 200
+    cancelled = await api.place(alice)
+    assert (await api.act(cancelled["id"], "cancel", alice)).status_code == 200
+    other = await api.place(bob)
+    await probe.take(6)
+    await wait_ready(api.client)
+
+    event = UserDeleted(correlation_id="delete-1", data=UserDeletedData(user_id=user_id))
+    await publish(test_amqp_url, event)
+    await publish(test_amqp_url, event)
+    messages = await probe.take(2)
+    changes = {}
+    for message in messages:
+        data = assert_contract_properties(message, "order.status_changed", "delete-1")["data"]
+        changes[data["order_id"]] = (data["from_status"], data["to_status"], data["reason"])
+    assert changes == {
+        pending["id"]: ("pending", "cancelled", "user_deleted"),
+        paid["id"]: ("paid", "cancelled", "user_deleted"),
+    }
+    assert await probe.take(1, timeout=1.0) == []
+    # Kept for the books, every one of them.
+    expected = {pending["id"]: "cancelled", paid["id"]: "cancelled", cancelled["id"]: "cancelled"}
     assert await statuses(api, alice) == expected
     assert await statuses(api, bob) == {other["id"]: "pending"}

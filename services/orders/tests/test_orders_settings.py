@@ -74,7 +74,7 @@ def production(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": "production",
         "db_password": SecretStr("a-real-db-password"),
-        "users_service_token": SecretStr("a-real-service-token"),
+        "users_service_token": SecretStr("a-real-service-token-of-32-characters"),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

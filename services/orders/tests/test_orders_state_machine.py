@@ -125,11 +125,12 @@ def test_full_life_records_one_event_per_step() -> None:
 def test_the_gate_admits_one_transition_per_order_at_a_time() -> None:
     gate = TransitionGate()
     first, second = uuid.uuid4(), uuid.uuid4()
-    with gate.admit(first):
-        with gate.admit(second):
-            pass
-        with pytest.raises(ConcurrentChange) as raised, gate.admit(first):
-            pass
+    with gate.admit(first) as held:
+        held.check()
+        with gate.admit(second) as other:
+            other.check()
+        with pytest.raises(ConcurrentChange) as raised, gate.admit(first) as refused:
+            refused.check()
         assert raised.value.status == 409
-    with gate.admit(first):
-        pass  # released, even after the refusal
+    with gate.admit(first) as again:
+        again.check()  # released, even after the refusal

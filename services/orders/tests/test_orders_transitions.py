@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -139,3 +140,30 @@ async def test_concurrent_identical_transitions_only_one_succeeds(api: Any) -> N
     order = await api.place(alice)
     responses = await asyncio.gather(*(api.act(order["id"], "pay", alice) for _ in range(8)))
     assert sorted(r.status_code for r in responses) == [200] + [409] * 7
+
+
+@pytest.mark.parametrize("action", ["pay", "cancel"])
+async def test_someone_elses_order_is_404_even_while_a_transition_of_it_runs(
+    run_app: Any, users: Any, action: str
+) -> None:
+    """Ownership is checked before anything about the order's state: a 409 would confirm it exists."""
+    async with run_app() as (app, client):
+        alice_id = users.add_user()
+        alice, bob = users.bearer(alice_id), users.bearer(users.add_user())
+        body = {
+            "currency": "USD",
+            "items": [{"sku": "S1", "name": "n", "quantity": 1, "unit_price_cents": 1}],
+        }
+        order = (await client.post("/api/v1/orders", json=body, headers=alice)).json()
+        order_id = uuid.UUID(order["id"])
+        with app.state.resources.gate.admit(order_id):  # the owner's transition in flight
+            response = await client.post(f"/api/v1/orders/{order_id}/{action}", headers=bob)
+            assert response.status_code == 404
+            assert (
+                await client.post(f"/api/v1/orders/{order_id}/{action}", headers=alice)
+            ).status_code == 409
+        for _ in range(2):  # and whatever the order's state
+            await client.post(f"/api/v1/orders/{order_id}/{action}", headers=alice)
+            response = await client.post(f"/api/v1/orders/{order_id}/{action}", headers=bob)
+            assert response.status_code == 404
+            assert response.headers["content-type"] == "application/problem+json"

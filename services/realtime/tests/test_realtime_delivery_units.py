@@ -182,7 +182,8 @@ def test_since_must_be_a_non_negative_integer() -> None:
     assert parse_since(None, source="since") is None
     assert parse_since("", source="since") is None
     assert parse_since(" 42 ", source="since") == 42
-    for bad in ("-1", "1.5", "abc", str(2**63), "\u00b2", "\u0663", "4\u00b2"):
+    # Unicode digits pass str.isdigit() but not int(); a long enough number fails int() too.
+    for bad in ("-1", "1.5", "abc", str(2**63), "\u00b2", "1\u00b2", "\u0663", "9" * 5000):
         with pytest.raises(ValidationFailed):
             parse_since(bad, source="since")
 

@@ -25,7 +25,7 @@ from realtime_testing import (
     status_changed,
     ws_connect,
 )
-from shared.messaging.events import Event
+from shared.messaging.events import Event, UserDeactivated, UserDeactivatedData
 from shared.testing.servers import free_port
 from shared.testing.users import UsersStandIn
 
@@ -176,4 +176,32 @@ async def test_a_replica_refuses_a_bad_token_and_reports_its_connections(
             ready = (await client.get(one.url + "/readyz")).json()
     assert 'realtime_connections{transport="ws"} 1.0' in metrics
     assert "realtime_users_online 1.0" in metrics
-    assert ready["checks"] == {"database": "ok", "broker": "ok", "listener": "ok"}
+    assert ready["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "listener": "ok",
+        "room_listener": "ok",
+        "presence": "ok",
+    }
+
+
+async def test_a_deactivated_users_connections_close_with_4403_on_every_replica(
+    replicas: tuple[Replica, Replica], issuer: UsersStandIn, test_amqp_url: str
+) -> None:
+    one, two = replicas
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    async with (
+        ws_connect(one.ws_url, issuer.token(alice)) as alice_one,
+        ws_connect(two.ws_url, issuer.token(alice)) as alice_two,
+        ws_connect(two.ws_url, issuer.token(bob)) as bob_two,
+    ):
+        for ws in (alice_one, alice_two, bob_two):
+            assert (await Frames(ws).next_non_ping())["type"] == "ready"
+        await publish(test_amqp_url, UserDeactivated(data=UserDeactivatedData(user_id=alice)))
+        for ws in (alice_one, alice_two):
+            # Contract: within 5 seconds of the deactivation (the broker's hop included).
+            async with asyncio.timeout(5):
+                await ws.wait_closed()
+            assert ws.close_code == 4403
+        await publish(test_amqp_url, order_created(bob))
+        assert (await Frames(bob_two).events(1))[0]["event"] == "order.created"

@@ -120,3 +120,16 @@ async def test_a_malformed_last_event_id_is_a_422_problem(shared_server: Any, is
         response = await client.get(shared_server.url + "/api/v1/events/stream", headers=headers)
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["header", "Last-Event-ID"]
+
+
+@pytest.mark.parametrize(("query", "last_event_id"), [("", b"\xb2"), ("?since=%C2%B2", None), ("", b"1\xb2")])
+async def test_a_unicode_digit_as_the_resume_offset_is_a_422(
+    shared_server: Any, issuer: UsersStandIn, query: str, last_event_id: bytes | None
+) -> None:
+    headers: dict[str, Any] = {"Authorization": f"Bearer {issuer.token(uuid.uuid4())}"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id  # latin-1 0xB2 is "²"
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(shared_server.url + "/api/v1/events/stream" + query, headers=headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"

@@ -42,7 +42,8 @@ async def test_seeding_is_idempotent_and_repairs_the_account(run_app: Any, clean
         pass
     conn = await asyncpg.connect(clean_db.admin_url)
     try:
-        await conn.execute("UPDATE users.users SET is_active = false, roles = '{user}', password_hash = 'x'")
+        # Still an admin (so no promotion is involved), but deactivated, missing a role, password lost.
+        await conn.execute("UPDATE users.users SET is_active = false, roles = '{admin}', password_hash = 'x'")
     finally:
         await conn.close()
     async with run_app(**ADMIN) as (_, client):
@@ -65,14 +66,55 @@ async def test_replicas_starting_together_create_one_admin(make_settings: Any, c
     assert len(await admins(clean_db.admin_url)) == 1
 
 
-async def test_an_existing_user_is_promoted(run_app: Any, clean_db: Any) -> None:
+async def register_and_sign_in(run_app: Any) -> str:
+    """Someone signs up with the admin's address before the operator's first start; their refresh token."""
     async with run_app() as (_, client):
         await client.post(
             "/api/v1/auth/register",
             json={"email": "Boss@Example.com", "password": "an old password", "full_name": "Boss"},
         )
+        form = {"grant_type": "password", "username": "boss@example.com", "password": "an old password"}
+        response = await client.post("/api/v1/auth/token", data=form)
+        assert response.status_code == 200
+        refresh: str = response.json()["refresh_token"]
+        return refresh
+
+
+async def test_an_existing_user_is_not_promoted_by_default(
+    run_app: Any, clean_db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    refresh = await register_and_sign_in(run_app)
     async with run_app(**ADMIN) as (_, client):
         form = {"grant_type": "password", "username": "boss@example.com", "password": "boss password"}
+        assert (await client.post("/api/v1/auth/token", data=form)).status_code == 400
+        again = {"grant_type": "refresh_token", "refresh_token": refresh}
+        claims = jwt.decode(
+            (await client.post("/api/v1/auth/token", data=again)).json()["access_token"],
+            options={"verify_signature": False},
+        )
+        assert claims["roles"] == ["user"]
+    assert await admins(clean_db.admin_url) == []
+    assert any(
+        r.levelname == "WARNING" and "ADMIN_PROMOTE_EXISTING" in r.getMessage() for r in caplog.records
+    )
+
+
+async def test_an_existing_user_is_promoted_when_asked_and_loses_its_sessions(
+    run_app: Any, clean_db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    refresh = await register_and_sign_in(run_app)
+    async with run_app(**ADMIN, admin_promote_existing=True) as (_, client):
+        form = {"grant_type": "password", "username": "boss@example.com", "password": "boss password"}
         assert (await client.post("/api/v1/auth/token", data=form)).status_code == 200
+        old = {"grant_type": "password", "username": "boss@example.com", "password": "an old password"}
+        assert (await client.post("/api/v1/auth/token", data=old)).status_code == 400
+        again = await client.post(
+            "/api/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh}
+        )
+        assert again.status_code == 400
+        assert again.json()["error"] == "invalid_grant"
     rows = await admins(clean_db.admin_url)
     assert [(r["email"], r["roles"]) for r in rows] == [("Boss@Example.com", ["user", "admin"])]
+    promoted = [r for r in caplog.records if r.getMessage() == "admin account updated"]
+    assert promoted
+    assert promoted[-1].levelname == "WARNING"

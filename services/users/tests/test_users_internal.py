@@ -70,3 +70,53 @@ async def test_internal_admins_names_the_active_admins_only(admin_api: Any) -> N
     assert [a["email"] for a in listed.json()["items"]] == ["root@example.com"]
     assert (await api.client.get("/internal/admins")).status_code == 401
     assert (await api.client.get("/internal/admins", headers=admin)).status_code == 401
+
+
+# ---- /internal/users?ids=: many accounts in one call (GraphQL's DataLoader) ---------------------------
+
+
+async def test_batch_reads_the_accounts_that_exist_and_leaves_out_the_others(api: Any) -> None:
+    one = await api.register("batch1@example.com", full_name="One")
+    two = await api.register("batch2@example.com", full_name="Two")
+    ids = ",".join([one["id"], str(uuid.uuid4()), two["id"], one["id"]])
+    response = await api.client.get(
+        "/internal/users", params={"ids": ids}, headers={"X-Service-Token": TOKEN}
+    )
+    assert response.status_code == 200, response.text
+    items = sorted(response.json()["items"], key=lambda item: item["full_name"])
+    assert [item["id"] for item in items] == [one["id"], two["id"]]
+    assert set(items[0]) == {"id", "email", "full_name", "roles", "is_active", "created_at"}
+    assert items[0]["email"] == "batch1@example.com"
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        "",
+        " , ",
+        "not-a-uuid",
+        ",".join(str(uuid.uuid4()) for _ in range(101)),
+        "x" * 5000,
+        "\x00",
+    ],
+)
+async def test_batch_refuses_bad_id_lists_with_422(client: Any, ids: str) -> None:
+    response = await client.get("/internal/users", params={"ids": ids}, headers={"X-Service-Token": TOKEN})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_batch_takes_100_ids(client: Any) -> None:
+    ids = ",".join(str(uuid.uuid4()) for _ in range(100))
+    response = await client.get("/internal/users", params={"ids": ids}, headers={"X-Service-Token": TOKEN})
+    assert response.status_code == 200
+    assert response.json() == {"items": []}
+
+
+async def test_batch_needs_the_service_credential(api: Any) -> None:
+    user = await api.register("batch3@example.com")
+    for headers in ({}, {"X-Service-Token": "wrong"}, await api.bearer("batch3@example.com")):
+        response = await api.client.get("/internal/users", params={"ids": user["id"]}, headers=headers)
+        assert response.status_code == 401
+    missing = await api.client.get("/internal/users", headers={"X-Service-Token": TOKEN})
+    assert missing.status_code == 422

@@ -64,11 +64,12 @@ def test_kid_matches_the_rfc8037_test_vector() -> None:
 
 async def test_issued_token_passes_the_shared_verifier(key: SigningKey) -> None:
     user_id = uuid.uuid4()
-    token = issuer_for(key).issue(user_id, ["user", "admin"]).token
+    token = issuer_for(key).issue(user_id, ["user", "admin"], name="Ada Lovelace").token
     principal = await verifier_for(KeySet(key)).verify(token)
     assert principal.user_id == user_id
     assert principal.roles == ("user", "admin")
     assert principal.is_admin
+    assert principal.name == "Ada Lovelace"
 
 
 async def test_expired_token_is_refused(key: SigningKey) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import pytest
 from argon2 import PasswordHasher, profiles
 
-from users.accounts.passwords import Passwords, Verification
+from users.accounts.passwords import Passwords, Verification, concurrent_hashes
 
 
 @pytest.fixture
@@ -49,3 +51,59 @@ async def test_unknown_account_costs_a_real_verification() -> None:
     nobody = min([await timed(passwords.verify_nobody("wrong guess")) for _ in range(3)])
     # Same parameters, same work: within a generous factor on a noisy machine.
     assert nobody > real / 3
+
+
+def test_the_pool_is_sized_by_the_memory_budget() -> None:
+    assert concurrent_hashes("RFC_9106_LOW_MEMORY", 256, cores=8) == 4  # 64 MiB each
+    assert concurrent_hashes("RFC_9106_LOW_MEMORY", 256, cores=2) == 2  # no more than the cores
+    assert concurrent_hashes("RFC_9106_LOW_MEMORY", 100, cores=8) == 1
+    assert concurrent_hashes("RFC_9106_LOW_MEMORY", 10, cores=8) == 1  # never none
+    assert concurrent_hashes("RFC_9106_HIGH_MEMORY", 4096, cores=8) == 2  # 2 GiB each
+
+
+class GatedHasher:
+    """Stands in for argon2: each call holds a thread until the test opens the gate, and is counted."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.changed = threading.Condition()
+        self.running = self.most = 0
+
+    def _hold(self) -> None:
+        with self.changed:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.changed.notify_all()
+        self.gate.wait(timeout=30)
+        with self.changed:
+            self.running -= 1
+
+    def wait_running(self, count: int) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.running >= count, timeout=30)
+
+    def hash(self, password: str) -> str:
+        self._hold()
+        return "hashed"
+
+    def verify(self, stored: str, password: str) -> bool:
+        return True
+
+    def check_needs_rehash(self, stored: str) -> bool:
+        return False
+
+
+async def test_a_flood_of_hashes_stays_within_the_pool_and_leaves_a_thread_for_logins() -> None:
+    hasher = GatedHasher()
+    passwords = Passwords(hasher, "dummy", threads=4)  # type: ignore[arg-type]
+    try:
+        flood = [asyncio.create_task(passwords.hash(f"password {n}")) for n in range(60)]
+        assert await asyncio.to_thread(hasher.wait_running, 3)
+        # A login is served while sixty sign-ups wait (they hold 3 of the 4 threads).
+        assert (await asyncio.wait_for(passwords.verify("stored", "password"), timeout=30)).ok
+        hasher.gate.set()
+        assert await asyncio.gather(*flood) == ["hashed"] * 60
+        assert hasher.most == 3
+    finally:
+        hasher.gate.set()
+        passwords.close()

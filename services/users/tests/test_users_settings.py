@@ -56,7 +56,8 @@ def production(**overrides: object) -> Settings:
         "environment": "production",
         "jwt_private_key_file": PROD_KEY,
         "db_password": SecretStr("a-real-db-password"),
-        "internal_tokens": [SecretStr("a-real-service-token")],
+        "internal_tokens": [SecretStr("a-real-service-token-of-32-characters")],
+        "amqp_url": "amqp://users:a-broker-password@rabbitmq:5672/",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -76,11 +77,28 @@ def test_production_accepts_real_secrets() -> None:
         {"internal_tokens": [SecretStr(DEV_INTERNAL_TOKEN)]},
         {"argon2_profile": "CHEAPEST"},
         {"admin_email": "root@example.com", "admin_password": SecretStr("password")},
+        {"admin_email": "root@example.com", "admin_password": SecretStr("admin")},
+        {"admin_email": "root@example.com", "admin_password": SecretStr("Administrator")},
+        {"admin_email": "root@example.com", "admin_password": SecretStr("root@example.com")},
+        {"admin_email": "root@example.com", "admin_password": SecretStr("aaaaaaaaaaaaaaaa")},
+        {"internal_tokens": [SecretStr("x")]},
+        {"internal_tokens": [SecretStr("a-real-service-token-of-32-characters"), SecretStr("short-one")]},
+        {"amqp_url": "amqp://guest:guest@rabbitmq:5672/"},
+        {"amqp_url": "amqp://guest:something-else@rabbitmq:5672/"},
+        {"amqp_url": "amqp://users:guest@rabbitmq:5672/"},
+        {"amqp_url": "amqp://rabbitmq:5672/"},
     ],
 )
 def test_production_refuses_missing_or_placeholder_secrets(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         production(**overrides)
+
+
+def test_production_accepts_a_strong_admin_password() -> None:
+    settings = production(
+        admin_email="root@example.com", admin_password=SecretStr("correct horse battery staple")
+    )
+    assert settings.admin_password is not None
 
 
 def test_admin_email_and_password_go_together() -> None:

@@ -125,3 +125,35 @@ async def test_password_change_is_throttled_like_a_login(api: Any) -> None:
     assert locked.status_code == 429
     assert locked.headers["content-type"] == "application/problem+json"
     assert int(locked.headers["retry-after"]) > 0
+
+
+async def test_guesses_at_made_up_accounts_do_not_lock_out_a_correct_password(api: Any) -> None:
+    """Behind an ingress every client shares one address: its failures must not lock anyone out."""
+    await api.register("innocent@example.com")
+    await api.register("careless@example.com")
+    await api.login("careless@example.com", "a typo")  # this account has failed itself
+    shared = {"X-Forwarded-For": "203.0.113.50"}
+    for i in range(50):
+        response = await api.login(f"made-up-{i}@example.com", "wrong guess", **shared)
+        assert response.status_code in (400, 429)
+    assert (await api.login("innocent@example.com", **shared)).status_code == 200
+    # The address is over its limit: wrong passwords are slowed down, for every account.
+    wrong = await api.login("innocent@example.com", "wrong guess", **shared)
+    assert wrong.status_code == 429
+    assert int(wrong.headers["retry-after"]) > 0
+    assert (await api.login("careless@example.com", **shared)).status_code == 429
+    # Another address is not affected at all.
+    assert (await api.login("careless@example.com", **{"X-Forwarded-For": "198.51.100.3"})).status_code == 200
+
+
+async def test_the_client_cannot_choose_its_address(run_app: Any) -> None:
+    """The left-most X-Forwarded-For entry is the client's own writing; the proxy's entry counts."""
+    async with run_app(login_max_failures_per_ip=2) as (_, client):
+
+        def attempt(user: str, forwarded: str) -> Any:
+            form = {"grant_type": "password", "username": user, "password": "wrong guess"}
+            return client.post("/api/v1/auth/token", data=form, headers={"X-Forwarded-For": forwarded})
+
+        for i in range(2):
+            assert (await attempt(f"c{i}@example.com", f"192.0.2.{i}, 203.0.113.9")).status_code == 400
+        assert (await attempt("c9@example.com", "192.0.2.99, 203.0.113.9")).status_code == 429

@@ -173,3 +173,32 @@ async def test_password_change_revokes_refresh_tokens(api: Any) -> None:
     assert_oauth_error(await api.refresh(tokens["refresh_token"]), "invalid_grant")
     assert_oauth_error(await api.login("change@example.com", "old password 1"), "invalid_grant")
     assert (await api.login("change@example.com", "new password 2")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"grant_type": "password", "username": "nul\x00@example.com", "password": "whatever"},
+        {"grant_type": "password", "username": "someone@example.com", "password": "what\x00ever"},
+        {"grant_type": "refresh_token", "refresh_token": "abc\x00def"},
+    ],
+)
+async def test_control_characters_are_an_invalid_request(client: Any, form: dict[str, str]) -> None:
+    response = await client.post("/api/v1/auth/token", data=form)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_a_crafted_cursor_on_the_user_list_is_a_422(admin_api: Any) -> None:
+    api, headers = admin_api
+    cursor = "eyJ0IjoiMjAyNi0wMS0wMVQwMDowMDowMCswMDowMCIsImkiOjV9"  # {"t": ..., "i": 5}
+    response = await api.client.get("/api/v1/users", params={"cursor": cursor}, headers=headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_revoke_refuses_control_characters_in_any_parameter(client: Any) -> None:
+    for form in ({"token": "abc\x00"}, {"token": "abc", "token_type_hint": "\x0c"}):
+        response = await client.post("/api/v1/auth/revoke", data=form)
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_request"

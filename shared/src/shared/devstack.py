@@ -36,6 +36,12 @@ class Component:
     name: str
     default_port: int
     has_database: bool
+    # The package ``python -m`` runs, where it is not the name (``graphql`` is graphql-core's).
+    package: str | None = None
+
+    @property
+    def module(self) -> str:
+        return self.package or self.name
 
     @property
     def port_env(self) -> str:
@@ -45,7 +51,7 @@ class Component:
     def installed(self) -> bool:
         """Runnable: the package exists and has a ``__main__`` (a bare skeleton does not count)."""
         try:
-            return importlib.util.find_spec(f"{self.name}.__main__") is not None
+            return importlib.util.find_spec(f"{self.module}.__main__") is not None
         except ModuleNotFoundError:
             return False
 
@@ -56,8 +62,11 @@ COMPONENTS = (
     Component("orders", 8002, has_database=True),
     Component("notification", 8003, has_database=True),
     Component("realtime", 8004, has_database=True),
+    Component("graphql", 8005, has_database=False, package="graphql_api"),
     Component("gateway", 8000, has_database=False),
 )
+# What the graphql component calls (GRAPHQL_<NAME>_URL).
+GRAPHQL_UPSTREAMS = ("users", "orders", "notification", "realtime")
 
 
 def available_components() -> list[Component]:
@@ -105,14 +114,19 @@ class Stack:
             env[component.port_env] = str(self.port(component.name))
             env[f"GATEWAY_{component.name.upper()}_URL"] = self.url(component.name)
             env[f"{component.name.upper()}_USERS_URL"] = self.url("users")
+        for name in GRAPHQL_UPSTREAMS:
+            env[f"GRAPHQL_{name.upper()}_URL"] = self.url(name)
         env.update(self.env)
         if name is not None:
             env.update(self.component_env.get(name, {}))
         return env
 
+    def module(self, name: str) -> str:
+        return next((c.module for c in COMPONENTS if c.name == name), name)
+
     def run_step(self, name: str, command: str) -> None:
         result = subprocess.run(
-            [sys.executable, "-m", name, command],
+            [sys.executable, "-m", self.module(name), command],
             env=self.child_env(name),
             capture_output=True,
             timeout=180,
@@ -138,7 +152,7 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             stderr = self._logs[name] = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", name, "serve"],
+            [sys.executable, "-m", self.module(name), "serve"],
             env=self.child_env(name),
             stdout=stderr,
             stderr=stderr,

@@ -16,6 +16,10 @@ _FILES = {
     "index.html": "text/html; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    # The pages behind the links in account e-mails, and their script.
+    "verify.html": "text/html; charset=utf-8",
+    "reset.html": "text/html; charset=utf-8",
+    "account.js": "text/javascript; charset=utf-8",
 }
 # Everything the page loads comes from here; it talks only to this origin (fetch and WebSocket).
 _HEADERS = {
@@ -43,6 +47,20 @@ def console_router() -> APIRouter:
     async def console() -> Response:
         """The browser console: register, log in, order, pay, and watch events arrive live."""
         return serve("index.html")
+
+    @router.get(CONSOLE_URL + "/verify")
+    async def verify_page() -> Response:
+        """Confirms an e-mail address with the token of the verification e-mail's link."""
+        return serve("verify.html")
+
+    @router.get(CONSOLE_URL + "/reset")
+    async def reset_page() -> Response:
+        """Sets a new password with the token of the reset e-mail's link."""
+        return serve("reset.html")
+
+    @router.get(CONSOLE_URL + "/account.js")
+    async def account_js() -> Response:
+        return serve("account.js")
 
     @router.get(CONSOLE_URL + "/console.js")
     async def console_js() -> Response:

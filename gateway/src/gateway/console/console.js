@@ -8,6 +8,8 @@
   const session = {
     access: null, refresh: null, expiresAt: 0, refreshTimer: null, refreshing: null,
     ws: null, lastOffset: null, retries: 0, reconnectTimer: null, reloadTimer: null,
+    // The room this page is in: its id, name, the highest offset shown, who is present (id -> name).
+    room: null,
   };
 
   // ---- small helpers ------------------------------------------------------------------------------
@@ -163,6 +165,8 @@
       sendFrame({ type: "pong" });
     } else if (frame.type === "ready") {
       session.retries = 0;
+      // A new connection is in no room: rejoin, and recover what was said meanwhile.
+      if (session.room) sendJoin();
       setConnection("live", `live · offset ${frame.offset}`);
       if (!frame.recovered) {
         // Nothing (or not everything) was replayed: what the page shows is loaded over HTTP instead.
@@ -173,7 +177,98 @@
       session.lastOffset = frame.offset;
       addToFeed(frame);
       reloadSoon();
+    } else {
+      onRoomFrame(frame);
     }
+  }
+
+  // ---- rooms (contract section 6) --------------------------------------------------------------------
+
+  function sendJoin() {
+    const room = session.room;
+    sendFrame(room.offset === null ? { type: "join", room: room.id } : { type: "join", room: room.id, since: room.offset });
+  }
+
+  function onRoomFrame(frame) {
+    const room = session.room;
+    if (frame.type === "broadcast") {
+      say(`${frame.title}: ${frame.body}`);
+    } else if (frame.type === "error") {
+      say(`Room: ${frame.detail}`, true);
+    } else if (!room || frame.room !== room.id) {
+      // a frame of a room this page has left
+    } else if (frame.type === "message") {
+      if (room.offset === null || frame.offset > room.offset) showMessage(frame);
+    } else if (frame.type === "joined") {
+      room.present = new Map(frame.presence.map((p) => [p.user_id, p.user_name]));
+      if (!frame.recovered) loadRoomHistory().catch((error) => say(error.message, true));
+      showPresence();
+    } else if (frame.type === "presence") {
+      if (frame.action === "join") room.present.set(frame.user_id, frame.user_name);
+      else room.present.delete(frame.user_id);
+      showPresence();
+      const item = el("li", `${frame.user_name} ${frame.action === "join" ? "joined" : "left"}`, "presence");
+      item.dataset.action = frame.action;
+      $("room-messages").append(item);
+    } else if (frame.type === "room_closed") {
+      closeRoom("The room was deleted.");
+      loadRooms().catch(() => {});
+    }
+  }
+
+  function showMessage(message) {
+    session.room.offset = message.offset;
+    const item = el("li", null, "message");
+    item.dataset.offset = String(message.offset);
+    item.append(el("span", `#${message.offset}`, "offset"), when(message.ts), el("span", message.user_name, "event"));
+    item.append(el("div", message.text, "text"));
+    $("room-messages").append(item);
+    while ($("room-messages").children.length > FEED_LIMIT) $("room-messages").firstChild.remove();
+  }
+
+  function showPresence() {
+    const names = [...session.room.present.values()].sort();
+    $("room-presence").textContent = names.join(", ");
+  }
+
+  async function loadRoomHistory() {
+    const room = session.room;
+    const page = await call("GET", `/api/v1/rooms/${encodeURIComponent(room.id)}/messages?limit=50`);
+    if (session.room !== room) return;
+    $("room-messages").replaceChildren();
+    room.offset = null;
+    for (const message of page.items.reverse()) showMessage(message);
+  }
+
+  async function enterRoom(id, name) {
+    if (session.room) sendFrame({ type: "leave", room: session.room.id });
+    session.room = { id, name, offset: null, present: new Map() };
+    $("room-name").textContent = name;
+    $("room-presence").textContent = "";
+    $("room").hidden = false;
+    await loadRoomHistory();
+    sendJoin();
+  }
+
+  function closeRoom(message) {
+    session.room = null;
+    $("room").hidden = true;
+    $("room-messages").replaceChildren();
+    if (message) say(message);
+  }
+
+  async function loadRooms() {
+    const page = await call("GET", "/api/v1/rooms?limit=20");
+    $("rooms").replaceChildren(...page.items.map((room) => {
+      const item = el("li");
+      item.dataset.roomId = room.id;
+      item.append(el("span", room.name, "room-name"), el("span", room.topic ? ` – ${room.topic}` : "", "muted"));
+      const join = el("button", "Join", "quiet");
+      join.type = "button";
+      join.addEventListener("click", guarded(() => enterRoom(room.id, room.name)));
+      item.append(join);
+      return item;
+    }));
   }
 
   function summary(frame) {
@@ -207,7 +302,7 @@
   }
 
   async function reload() {
-    if (session.access) await Promise.all([loadOrders(), loadNotifications()]);
+    if (session.access) await Promise.all([loadOrders(), loadNotifications(), loadRooms()]);
   }
 
   async function loadOrders() {
@@ -275,6 +370,7 @@
     Object.assign(session, { access: null, refresh: null, expiresAt: 0, ws: null, lastOffset: null });
     if (ws) ws.close(1000);
     $("feed").replaceChildren();
+    closeRoom();
     $("who").textContent = "";
     setConnection("offline");
     showSignedIn(false);
@@ -315,6 +411,28 @@
       });
       say(`Order ${order.id.slice(0, 8)} created.`);
       await loadOrders();
+    }));
+
+    $("room-form").addEventListener("submit", guarded(async (event) => {
+      const form = Object.fromEntries(new FormData(event.target));
+      const room = await call("POST", "/api/v1/rooms", { json: form });
+      event.target.reset();
+      await loadRooms();
+      await enterRoom(room.id, room.name);
+    }));
+
+    $("say-form").addEventListener("submit", guarded(async (event) => {
+      const text = new FormData(event.target).get("text");
+      if (!session.room || !text) return;
+      const frame = { type: "say", room: session.room.id, text };
+      if (crypto.randomUUID) frame.client_id = crypto.randomUUID();
+      sendFrame(frame);
+      event.target.reset();
+    }));
+
+    $("leave-room").addEventListener("click", guarded(async () => {
+      if (session.room) sendFrame({ type: "leave", room: session.room.id });
+      closeRoom("Left the room.");
     }));
 
     $("read-all").addEventListener("click", guarded(async () => {

@@ -28,5 +28,6 @@ def load_models() -> None:
     """Import every model module so ``Base.metadata`` knows all tables (Alembic needs them all)."""
     import notification.contacts.models
     import notification.email.models
+    import notification.erasure.models
     import notification.notifications.models
     import notification.report.models  # noqa: F401

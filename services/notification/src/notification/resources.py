@@ -74,7 +74,10 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
     try:
         sessions = make_sessionmaker(engine)
         verifier = TokenVerifier(
-            JwksKeySource(settings.jwks_url, http), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            JwksKeySource(settings.jwks_url, http),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_token_ttl=settings.access_token_ttl.total_seconds(),
         )
         directory = jobs.directory_of(settings, http)
         handlers = EventHandlers(

@@ -48,7 +48,10 @@ class Settings(DatabaseServiceSettings):
     smtp_timeout: float = Field(default=10.0, gt=0)
     mail_from: str = "Notifications <no-reply@example.com>"
     # Where links in e-mails point (the gateway, or the web front end in front of it).
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        validation_alias=AliasChoices("PUBLIC_URL", "NOTIFICATION_PUBLIC_URL"),
+    )
 
     # E-mail sender: attempts before a message is recorded as failed, and the backoff between them.
     email_max_attempts: int = Field(default=8, ge=1)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from orders.idempotency.service import HEADER
+from orders.order.gate import Admission
 from orders.resources import Resources
 from shared.service.dependencies import CurrentPrincipal, resources_of
 
@@ -27,12 +28,12 @@ IdempotencyKeyDep = Annotated[
 
 async def transition_slot(
     order_id: uuid.UUID, _: CurrentPrincipal, resources: ResourcesDep
-) -> AsyncIterator[None]:
+) -> AsyncIterator[Admission]:
     """Held until after the commit; a concurrent transition of the same order is refused (409).
     After authentication, so an anonymous request gets its 401 whatever else is under way."""
-    with resources.gate.admit(order_id):
-        yield
+    with resources.gate.admit(order_id) as admission:
+        yield admission
 
 
-# A route dependency, listed before the session so that it is released after the commit.
-TransitionSlot = Depends(transition_slot, scope="function")
+# Listed before the session in a handler's parameters, so that it is released after the commit.
+TransitionSlot = Annotated[Admission, Depends(transition_slot, scope="function")]

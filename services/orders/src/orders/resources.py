@@ -97,6 +97,7 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 JwksKeySource(settings.jwks_url, http),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
+                access_token_ttl=settings.access_token_ttl.total_seconds(),
             )
             sessions = make_sessionmaker(engine)
             yield Resources(

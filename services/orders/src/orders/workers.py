@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from orders.database import INBOX, OUTBOX
-from orders.order.handlers import on_user_deactivated
+from orders.order.handlers import on_user_deactivated, on_user_deleted
 from orders.resources import Metrics, Resources
 from orders.settings import SCHEMA, Settings
 from shared.db.engine import make_engine
@@ -19,7 +19,7 @@ from shared.messaging.relay_thread import OpenRelay, RelayThread
 from shared.messaging.topology import Topology
 from shared.service.supervisor import Worker, worker
 
-TOPOLOGY = Topology("orders", ["user.deactivated"])
+TOPOLOGY = Topology("orders", ["user.deactivated", "user.deleted"])
 # A batch being claimed, one being settled, the gauges and the purge.
 RELAY_POOL_SIZE = 4
 
@@ -53,7 +53,7 @@ def declare_workers(resources: Resources, metrics: Metrics) -> list[Worker]:
     consumer = EventConsumer(
         amqp_url=settings.amqp_url,
         topology=TOPOLOGY,
-        handlers={"user.deactivated": on_user_deactivated},
+        handlers={"user.deactivated": on_user_deactivated, "user.deleted": on_user_deleted},
         sessionmaker=resources.sessions,
         inbox=INBOX,
         metrics=metrics.consumer,

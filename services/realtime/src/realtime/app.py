@@ -15,6 +15,7 @@ from realtime.delivery.subscriber import CLOSE_GOING_AWAY
 from realtime.delivery.websocket import websocket_endpoint
 from realtime.jobs import SERVICE
 from realtime.resources import Metrics, open_resources
+from realtime.rooms.router import router as rooms_router
 from realtime.settings import Settings
 from realtime.workers import declare_workers
 from shared.jobs.router import jobs_router
@@ -22,10 +23,13 @@ from shared.web.app import create_base_app, serving
 
 DESCRIPTION = (
     "Every user's events (orders, notifications), live and replayable by offset, over WebSocket "
-    "(`GET /ws`) and Server-Sent Events, on any replica."
+    "(`GET /ws`) and Server-Sent Events, on any replica; chat rooms with history and presence."
 )
 
-TAGS = [{"name": "events", "description": "The caller's event stream"}]
+TAGS = [
+    {"name": "events", "description": "The caller's event stream"},
+    {"name": "rooms", "description": "Chat rooms, their history and presence; broadcasts"},
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sse.use_own_drain()
     app.include_router(sse.router)
     app.include_router(jobs_router(SERVICE))
+    app.include_router(rooms_router)
     # A plain Starlette route: FastAPI's dependency machinery would cost memory on every connection.
     app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint, name="events_ws"))
     return app

@@ -1,7 +1,5 @@
-"""The realtime service's scheduled jobs (contract section 8), run by shared.jobs on every replica.
-
-``trim-rooms`` joins ``trim-streams`` when rooms (contract section 6) land.
-"""
+"""The realtime service's scheduled jobs (contract section 8), run by shared.jobs on every replica:
+``trim-streams`` (user streams) and ``trim-rooms`` (room histories, contract section 6)."""
 
 from __future__ import annotations
 
@@ -10,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from realtime.rooms.store import trim_rooms
 from realtime.settings import SCHEMA, Settings
 from realtime.streams.models import JOB_RUNS, JOBS
 from realtime.streams.retention import RetentionPolicy, trim
@@ -34,6 +33,18 @@ def trim_streams(engine: AsyncEngine, policy: RetentionPolicy) -> Job:
     return Job.define("trim-streams", "*/5 * * * *", run)
 
 
+def trim_room_histories(engine: AsyncEngine, settings: Settings) -> Job:
+    """Each room keeps its newest messages for a bounded time and count; big broadcasts' rows go."""
+
+    async def run(ctx: JobContext) -> str:
+        deleted = await trim_rooms(
+            engine, max_age=settings.room_retention_max_age, max_messages=settings.room_retention_max_messages
+        )
+        return f"deleted {deleted} rows"
+
+    return Job.define("trim-rooms", "*/5 * * * *", run)
+
+
 def scheduler(
     settings: Settings, engine: AsyncEngine, metrics: JobMetrics | None = None, clock: Clock | None = None
 ) -> Scheduler:
@@ -41,7 +52,7 @@ def scheduler(
     return Scheduler(
         service=SERVICE,
         engine=engine,
-        jobs=[trim_streams(engine, policy)],
+        jobs=[trim_streams(engine, policy), trim_room_histories(engine, settings)],
         jobs_table=JOBS,
         runs_table=JOB_RUNS,
         metrics=metrics,

@@ -15,6 +15,11 @@ from realtime import jobs
 from realtime.delivery.hub import Hub
 from realtime.delivery.leases import ConnectionLeases
 from realtime.metrics import RealtimeMetrics, TransportMetrics
+from realtime.rooms.fanout import Announcer, BrokerFanout
+from realtime.rooms.hub import RoomHub
+from realtime.rooms.limits import Limits, SayBuckets
+from realtime.rooms.presence import PresenceStore
+from realtime.rooms.store import RoomStore
 from realtime.runtime import Runtime
 from realtime.settings import SCHEMA, Settings
 from realtime.streams.store import StreamStore
@@ -72,9 +77,24 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 JwksKeySource(settings.jwks_url, http),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
+                access_token_ttl=settings.access_token_ttl.total_seconds(),
             )
             store = StreamStore(engine)
             hub = Hub(store, metrics.realtime)
+            broker = BrokerFanout(settings.amqp_url) if settings.room_fanout == "broker" else None
+            announcer = Announcer(engine, broker)
+            presence = PresenceStore(engine, announcer, ttl=settings.presence_ttl)
+            rooms = RoomHub(
+                RoomStore(engine, announcer), presence, hub, recovery_limit=settings.recovery_limit
+            )
+            if broker is not None:
+                broker.on_notice, broker.on_connect = rooms.on_notice, rooms.resync
+            scale = settings.rate_limit_scale
+            limits = Limits(
+                max_rooms=settings.max_rooms_per_connection,
+                say_rate=settings.say_rate * scale,
+                say_burst=settings.say_burst * scale,
+            )
             yield Resources(
                 settings=settings,
                 engine=engine,
@@ -90,10 +110,14 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                     ),
                     ws_metrics=TransportMetrics.bind(metrics.realtime, "ws"),
                     sse_metrics=TransportMetrics.bind(metrics.realtime, "sse"),
+                    rooms=rooms,
+                    room_limits=limits,
+                    say_buckets=SayBuckets(limits),
                 ),
                 scheduler=jobs.scheduler(settings, engine, metrics.jobs),
             )
             # After the workers (the supervisor stops them before this runs).
+            await rooms.close()
             await hub.close()
     finally:
         await engine.dispose()

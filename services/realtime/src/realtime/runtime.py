@@ -9,6 +9,8 @@ from starlette.requests import HTTPConnection
 from realtime.delivery.hub import Hub
 from realtime.delivery.leases import ConnectionLeases
 from realtime.metrics import TransportMetrics
+from realtime.rooms.hub import RoomHub
+from realtime.rooms.limits import Limits, SayBuckets
 from realtime.settings import Settings
 from realtime.streams.store import StreamStore
 from shared.auth.verifier import TokenVerifier
@@ -23,6 +25,9 @@ class Runtime:
     leases: ConnectionLeases
     ws_metrics: TransportMetrics
     sse_metrics: TransportMetrics
+    rooms: RoomHub
+    room_limits: Limits
+    say_buckets: SayBuckets
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime:

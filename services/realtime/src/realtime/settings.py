@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -59,6 +59,24 @@ class Settings(DatabaseServiceSettings):
     retention_max_age: timedelta = timedelta(days=7)
     retention_max_events: int = Field(default=1000, ge=1)
 
+    # Rooms (contract section 6). Retention of each room's history, like the user streams'.
+    room_retention_max_age: timedelta = timedelta(days=7)
+    room_retention_max_messages: int = Field(default=1000, ge=1)
+    # Messages a join with ``since`` replays at most; further behind, it gets the newest ones and
+    # ``recovered: false`` (the client pages the rest over HTTP). At most half the send queue (see
+    # ``recovery_limit``), so a join's replay cannot by itself close its connection with 4008.
+    room_recovery_limit: int = Field(default=100, ge=1)
+    max_rooms_per_connection: int = Field(default=50, ge=1)
+    say_rate: float = Field(default=5.0, gt=0)
+    say_burst: float = Field(default=10.0, ge=1)
+    # Presence: each replica renews its heartbeat row this often; a replica silent for
+    # ``presence_ttl`` seconds is dropped (its members leave) by the next sweep of another one.
+    # How room notices reach the other replicas: "broker" (a RabbitMQ fan-out exchange, after the
+    # commit) or "notify" (Postgres NOTIFY in the storing transaction). README: why broker is the default.
+    room_fanout: Literal["notify", "broker"] = "broker"
+    presence_heartbeat: float = Field(default=5.0, gt=0)
+    presence_ttl: float = Field(default=15.0, gt=0)
+
     consumer_prefetch: int = Field(default=64, ge=1)
     # Events stored per transaction. 1 by default: a batch reaches a user's connections as one burst,
     # which a client that keeps up could take for falling behind; larger batches store faster and must
@@ -66,7 +84,19 @@ class Settings(DatabaseServiceSettings):
     consumer_batch_size: int = Field(default=1, ge=1)
     retry_delays: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0])
 
-    _durations = field_validator("retention_max_age", mode="before")(_seconds)
+    _durations = field_validator("retention_max_age", "room_retention_max_age", mode="before")(_seconds)
+
+    @model_validator(mode="after")
+    def _rooms_fit(self) -> Settings:
+        if (
+            self.presence_heartbeat * 2 > self.presence_ttl
+            or self.presence_ttl + self.presence_heartbeat > 30
+        ):
+            raise ValueError(
+                "REALTIME_PRESENCE_TTL must be at least twice REALTIME_PRESENCE_HEARTBEAT, and the two "
+                "together at most 30 s (contract: a dead replica's members go within 30 s)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _batch_fits_the_queue(self) -> Settings:
@@ -79,6 +109,10 @@ class Settings(DatabaseServiceSettings):
         if self.users_url is not None:
             self.users_url = self.users_url.rstrip("/")
         return self
+
+    @property
+    def recovery_limit(self) -> int:
+        return max(1, min(self.room_recovery_limit, self.send_queue_size // 2))
 
     @property
     def jwks_url(self) -> str:

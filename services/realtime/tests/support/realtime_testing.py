@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aio_pika
+import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from realtime.settings import Settings
@@ -29,6 +30,7 @@ from shared.messaging.events import (
     OrderStatusChanged,
     OrderStatusChangedData,
 )
+from shared.testing.users import UsersStandIn
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -169,3 +171,73 @@ class SseReader:
             name, _, value = line.partition(":")
             fields[name] = fields.get(name, "") + value.removeprefix(" ")
         raise EOFError("the stream ended")
+
+
+# Rooms (contract section 6): a member's frames by type, and the HTTP calls the tests make.
+
+
+class Member:
+    """A connection's frames, read by type (pings are skipped; user events too unless asked for)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames = Frames(ws)
+
+    async def send(self, **frame: Any) -> None:
+        await self.ws.send(json.dumps(frame, ensure_ascii=False))
+
+    async def next(self, timeout: float = 10.0) -> dict[str, Any]:
+        return await self.frames.next_non_ping(timeout)
+
+    async def until(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.next(max(0.01, deadline - time.monotonic()))
+            if frame["type"] == kind:
+                return frame
+
+    async def messages(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        got: list[dict[str, Any]] = []
+        while len(got) < count:
+            frame = await self.next(max(0.01, deadline - time.monotonic()))
+            if frame["type"] == "message":
+                got.append(frame)
+        return got
+
+    async def join(self, room: str, since: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        await self.send(type="join", room=room, **({} if since is None else {"since": since}))
+        replay: list[dict[str, Any]] = []
+        while True:
+            frame = await self.next()
+            if frame["type"] == "joined":
+                return replay, frame
+            assert frame["type"] == "message", frame
+            replay.append(frame)
+
+
+async def open_member(stack: Any, url: str, issuer: UsersStandIn, user: uuid.UUID, name: str) -> Member:
+    ws = await stack.enter_async_context(ws_connect(url, issuer.token(user, name=name)))
+    member = Member(ws)
+    assert (await member.next())["type"] == "ready"
+    return member
+
+
+async def new_room(url: str, issuer: UsersStandIn) -> str:
+    async with httpx.AsyncClient(base_url=url) as client:
+        response = await client.post(
+            "/api/v1/rooms",
+            json={"name": "room"},
+            headers={"Authorization": f"Bearer {issuer.token(uuid.uuid4())}"},
+        )
+    room: str = response.json()["id"]
+    return room
+
+
+async def presence(url: str, issuer: UsersStandIn, room: str) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=url) as client:
+        response = await client.get(
+            f"/api/v1/rooms/{room}/presence",
+            headers={"Authorization": f"Bearer {issuer.token(uuid.uuid4())}"},
+        )
+    return {u["user_id"]: u["connections"] for u in response.json()["users"]}

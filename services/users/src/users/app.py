@@ -12,11 +12,14 @@ from shared.jobs.router import jobs_router
 from shared.web.app import create_base_app, serving
 from users import jobs
 from users.accounts import router as accounts
+from users.avatars import router as avatars
+from users.deletion import router as deletion
 from users.internal import router as internal
 from users.resources import Metrics, open_resources
 from users.settings import Settings
 from users.tokens import router as tokens
 from users.tokens.errors import install_oauth_error_handler
+from users.verification import router as verification
 from users.workers import declare_workers
 
 DESCRIPTION = "Accounts, argon2id passwords, the OAuth 2.0 token endpoint, rotating refresh tokens, JWKS."
@@ -46,8 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_oauth_error_handler(app)
     app.include_router(accounts.auth_router)
+    app.include_router(verification.router)
     app.include_router(tokens.router)
     app.include_router(accounts.router)
+    app.include_router(deletion.router)
+    app.include_router(avatars.router)
     app.include_router(internal.router)
     app.include_router(jobs_router(jobs.SERVICE))
     return app

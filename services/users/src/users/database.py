@@ -15,7 +15,9 @@ class Base(DeclarativeBase):
 def load_models() -> None:
     """Import every model module so ``Base.metadata`` knows all tables (Alembic needs them all)."""
     import users.accounts.models
+    import users.avatars.models
     import users.jobs
     import users.outbox
     import users.throttling.models
-    import users.tokens.models  # noqa: F401
+    import users.tokens.models
+    import users.verification.models  # noqa: F401

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from shared.errors import TooManyRequests
 from shared.service.dependencies import resources_of
 from users.accounts.passwords import Passwords
 from users.resources import Resources
@@ -28,10 +30,20 @@ async def get_tokens(resources: ResourcesDep) -> TokenService:
 
 
 async def get_client_ip(request: Request, resources: ResourcesDep) -> str:
-    return resources.client_ip(request)
+    return resources.trusted_proxies.client_address_of(request.scope)
 
 
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
 TokensDep = Annotated[TokenService, Depends(get_tokens)]
 ClientIpDep = Annotated[str, Depends(get_client_ip)]
+
+
+async def registration_allowed(ip: ClientIpDep, resources: ResourcesDep) -> None:
+    """Sign-ups are cheap to send and costly to serve (an argon2 hash): each client gets a few a minute."""
+    wait = resources.registrations.take(ip)
+    if wait:
+        raise TooManyRequests("Too many sign-ups from this client; try again later.", math.ceil(wait))
+
+
+RegistrationLimit = Depends(registration_allowed)

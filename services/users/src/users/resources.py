@@ -16,12 +16,13 @@ from shared.jobs.metrics import JobMetrics
 from shared.jobs.scheduler import Scheduler
 from shared.messaging.broker import BrokerLink
 from shared.messaging.outbox_metrics import OutboxMetrics
+from shared.web.client_address import TrustedProxies
 from shared.web.health import ReadinessCheck
+from shared.web.ratelimit import TokenBuckets
 from users import jobs
 from users.accounts.admin import ensure_admin
 from users.accounts.passwords import Passwords
 from users.settings import SCHEMA, Settings
-from users.throttling.client_ip import ClientIpResolver
 from users.throttling.service import LoginThrottle, ThrottlePolicy
 from users.tokens.access import AccessTokenIssuer
 from users.tokens.keys import KeySet, load_key_set
@@ -52,7 +53,8 @@ class Resources:
     throttle: LoginThrottle
     tokens: TokenService
     verifier: TokenVerifier
-    client_ip: ClientIpResolver
+    trusted_proxies: TrustedProxies
+    registrations: TokenBuckets
     broker: BrokerLink
     # Run by the supervisor (users.workers); the admin jobs API steers it.
     scheduler: Scheduler
@@ -64,7 +66,7 @@ class Resources:
 @asynccontextmanager
 async def open_resources(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[Resources]:
     keys = load_key_set(settings)
-    passwords = await Passwords.create(settings.argon2_profile)
+    passwords = await Passwords.create(settings.argon2_profile, settings.hash_memory_budget_mib)
     engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
     broker = BrokerLink(settings.amqp_url, name="users-outbox")
     try:
@@ -95,17 +97,29 @@ async def open_resources(settings: Settings, metrics: Metrics | None = None) -> 
             tokens=TokenService(sessions, passwords, throttle, issuer, settings.refresh_token_ttl),
             # This service verifies its own tokens against its own JWKS, exactly as the others do.
             verifier=TokenVerifier(
-                StaticKeySource(keys.jwks()), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+                StaticKeySource(keys.jwks()),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                access_token_ttl=settings.access_token_ttl.total_seconds(),
             ),
-            client_ip=ClientIpResolver(settings.trusted_proxies),
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
+            registrations=TokenBuckets(
+                settings.register_per_minute * settings.rate_limit_scale / 60,
+                max(1, round(settings.register_burst * settings.rate_limit_scale)),
+            ),
             broker=broker,
             scheduler=jobs.scheduler(settings, engine, metrics.jobs if metrics else None),
         )
         if settings.admin_email and settings.admin_password:
             await ensure_admin(
-                sessions, passwords, settings.admin_email, settings.admin_password.get_secret_value()
+                sessions,
+                passwords,
+                settings.admin_email,
+                settings.admin_password.get_secret_value(),
+                promote_existing=settings.admin_promote_existing,
             )
         yield resources
     finally:
+        passwords.close()
         await broker.close()
         await engine.dispose()

@@ -18,6 +18,35 @@ SCHEMA = "users"
 # Accepted on /internal/* only outside production; production refuses it like any placeholder.
 DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default, not a secret
 
+# The admin account can do anything: its password must not be the first guess of anyone.
+MIN_ADMIN_PASSWORD_LENGTH = 12
+COMMON_ADMIN_PASSWORDS = frozenset(
+    {
+        "admin",
+        "administrator",
+        "admin123",
+        "admin1234",
+        "password",
+        "password123",
+        "changeme",
+        "root",
+        "toor",
+        "letmein",
+        "qwerty",
+        "123456789012",
+        "adminadminadmin",
+        "administrator1",
+    }
+)
+
+
+def is_weak_admin_password(password: str, email: str | None) -> bool:
+    folded = password.strip().casefold()
+    if len(password) < MIN_ADMIN_PASSWORD_LENGTH or folded in COMMON_ADMIN_PASSWORDS or len(set(folded)) < 4:
+        return True
+    return email is not None and folded in {email.casefold(), email.split("@")[0].casefold()}
+
+
 Argon2Profile = Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"]
 
 
@@ -46,7 +75,6 @@ class Settings(DatabaseServiceSettings):
     jwt_private_key_file: Path | None = None
     # Public (or retired private) keys still published in the JWKS while a rotation completes.
     jwt_extra_public_key_files: Annotated[list[Path], NoDecode] = Field(default_factory=list)
-    access_token_ttl: timedelta = timedelta(seconds=900)
     refresh_token_ttl: timedelta = timedelta(days=30)
 
     # Credentials other services present in ``X-Service-Token`` on /internal/*.
@@ -57,6 +85,11 @@ class Settings(DatabaseServiceSettings):
     )
     admin_password: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ADMIN_PASSWORD", "USERS_ADMIN_PASSWORD")
+    )
+    # An existing account with ADMIN_EMAIL that is not an admin yet is promoted only when this is set:
+    # otherwise whoever registers that address before the first start would become the admin.
+    admin_promote_existing: bool = Field(
+        default=False, validation_alias=AliasChoices("ADMIN_PROMOTE_EXISTING", "USERS_ADMIN_PROMOTE_EXISTING")
     )
 
     # Failed logins tolerated per window, counted in Postgres so every replica sees the same numbers.
@@ -69,12 +102,18 @@ class Settings(DatabaseServiceSettings):
 
     # CHEAPEST exists for tests only; production refuses it.
     argon2_profile: Argon2Profile = "RFC_9106_LOW_MEMORY"
+    # Memory argon2 may hold at once: budget / the profile's memory cost (64 MiB) hashes run together,
+    # the rest wait. Keep it well under the container's memory limit.
+    hash_memory_budget_mib: int = Field(default=256, ge=1)
+    # Sign-ups per client address and replica: a burst, refilled at a rate (times RATE_LIMIT_SCALE).
+    register_per_minute: float = Field(default=10, gt=0)
+    register_burst: int = Field(default=10, ge=1)
 
     _split = field_validator(
         "jwt_extra_public_key_files", "internal_tokens", "trusted_proxies", mode="before"
     )(_split_commas)
     _durations = field_validator(
-        "access_token_ttl", "refresh_token_ttl", "login_account_window", "login_ip_window", mode="before"
+        "refresh_token_ttl", "login_account_window", "login_ip_window", mode="before"
     )(_seconds)
 
     @field_validator("trusted_proxies")
@@ -102,6 +141,13 @@ class Settings(DatabaseServiceSettings):
                 raise ValueError("USERS_JWT_PRIVATE_KEY_FILE must be set when environment=production")
             if self.argon2_profile == "CHEAPEST":
                 raise ValueError("USERS_ARGON2_PROFILE=CHEAPEST is for tests only")
+            if self.admin_password is not None and is_weak_admin_password(
+                self.admin_password.get_secret_value(), self.admin_email
+            ):
+                raise ValueError(
+                    "ADMIN_PASSWORD is too weak for production: at least"
+                    f" {MIN_ADMIN_PASSWORD_LENGTH} characters, not a common password, not the e-mail address"
+                )
         elif not self.internal_tokens:
             self.internal_tokens = [SecretStr(DEV_INTERNAL_TOKEN)]
         if (self.admin_email is None) != (self.admin_password is None):

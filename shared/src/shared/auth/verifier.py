@@ -1,8 +1,10 @@
 """Access-token verification shared by the gateway and every service.
 
 Keys come from a JWKS (cached, refetched when a token names an unknown ``kid``); only asymmetric
-algorithms are accepted; ``iss``, ``aud``, ``exp`` are always checked. Verified tokens are cached until
-they expire, so a client that sends the same token many times pays for the signature check once.
+algorithms are accepted; ``iss``, ``aud``, ``exp`` are always checked, and a token claiming a longer
+life than the issuer gives (``exp - iat``) is refused: a leaked signing key must not mint tokens that
+outlive its rotation. Verified tokens are cached until they expire or their key leaves the key set,
+so a client that sends the same token many times pays for the signature check once.
 Both caches read an injected clock, so tests move time instead of sleeping.
 """
 
@@ -29,6 +31,10 @@ ALLOWED_ALGORITHMS = ("EdDSA", "RS256")
 
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
 
+# The issuer's default access-token lifetime (users' ACCESS_TOKEN_TTL), and the slack allowed above it.
+DEFAULT_ACCESS_TOKEN_TTL = 900.0
+LIFETIME_GRACE = 60.0
+
 Clock = Callable[[], float]
 
 
@@ -40,6 +46,8 @@ class Principal:
     roles: tuple[str, ...]
     token_id: str
     expires_at: int
+    # The user's full name when the token was issued (contract section 4); "" for older tokens.
+    name: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -74,7 +82,13 @@ class StaticKeySource:
 
 
 class JwksKeySource:
-    """Fetches the issuer's JWKS over HTTP; refetches at most every ``min_refresh`` seconds."""
+    """Fetches the issuer's JWKS over HTTP: again after ``ttl`` seconds, or on an unknown ``kid`` at
+    most every ``min_refresh`` seconds.
+
+    While the issuer fails, the keys it gave last keep serving and the next attempt waits (doubling
+    from ``min_refresh`` up to ``max_backoff``): a stream of tokens with made-up key ids must not
+    become a stream of requests to an issuer that is already in trouble.
+    """
 
     def __init__(
         self,
@@ -83,35 +97,53 @@ class JwksKeySource:
         *,
         ttl: float = 300.0,
         min_refresh: float = 10.0,
+        max_backoff: float = 300.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self.url = url
         self.client = client
         self.ttl = ttl
         self.min_refresh = min_refresh
+        self.max_backoff = max_backoff
         self.clock = clock
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = float("-inf")
+        self._attempted_at = float("-inf")
+        self._backoff = 0.0
         self._lock = asyncio.Lock()
 
+    def _due(self, refresh: bool) -> bool:
+        now = self.clock()
+        if now - self._attempted_at < max(self._backoff, self.min_refresh if refresh else 0.0):
+            return False
+        return now - self._fetched_at >= self.ttl or refresh
+
     async def get_keys(self, *, refresh: bool = False) -> dict[str, PyJWK]:
-        age = self.clock() - self._fetched_at
-        if age < self.ttl and not (refresh and age >= self.min_refresh):
+        if not self._due(refresh):
             return self._keys
         async with self._lock:
-            age = self.clock() - self._fetched_at
-            if age < self.ttl and not (refresh and age >= self.min_refresh):
+            if not self._due(refresh):
                 return self._keys
+            self._attempted_at = self.clock()
             try:
                 response = await self.client.get(self.url, timeout=5.0)
                 response.raise_for_status()
                 self._keys = parse_jwks(response.json())
-                self._fetched_at = self.clock()
             except (httpx.HTTPError, ValueError) as exc:
-                # Keep serving the keys we had; the next unknown kid tries again.
-                log.warning("JWKS fetch failed", extra={"url": self.url, "error": str(exc)})
-                self._fetched_at = self.clock() - self.ttl + self.min_refresh
+                self._backoff = min(self.max_backoff, max(self.min_refresh, 2 * self._backoff))
+                log.warning(
+                    "JWKS fetch failed", extra={"url": self.url, "error": str(exc), "retry_in": self._backoff}
+                )
+            else:
+                self._fetched_at = self._attempted_at
+                self._backoff = 0.0
             return self._keys
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    kid: str
 
 
 class TokenVerifier:
@@ -123,6 +155,7 @@ class TokenVerifier:
         audience: str,
         leeway: int = 5,
         cache_size: int = 10_000,
+        access_token_ttl: float = DEFAULT_ACCESS_TOKEN_TTL,
         clock: Clock = time.time,
     ) -> None:
         self.keys = keys
@@ -130,26 +163,31 @@ class TokenVerifier:
         self.audience = audience
         self.leeway = leeway
         self.cache_size = cache_size
+        self.max_lifetime = access_token_ttl + LIFETIME_GRACE
         # Wall-clock seconds, like ``exp``. PyJWT checks ``exp`` against its own clock on the first
         # verification; this one decides for every verification, cached or not.
         self.clock = clock
-        self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
-        principal = self._cache.get(token)
-        if principal is None:
-            principal = await self._verify_signature(token)
-            self._cache[token] = principal
+        verified = self._cache.get(token)
+        if verified is not None and verified.kid not in await self.keys.get_keys():
+            # Its key was withdrawn (a rotation after a leak): verify afresh, which refuses it.
+            del self._cache[token]
+            verified = None
+        if verified is None:
+            verified = await self._verify_signature(token)
+            self._cache[token] = verified
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(token)
-        if principal.expires_at + self.leeway <= self.clock():
+        if verified.principal.expires_at + self.leeway <= self.clock():
             self._cache.pop(token, None)
             raise Unauthorized("The access token has expired.")
-        return principal
+        return verified.principal
 
-    async def _verify_signature(self, token: str) -> Principal:
+    async def _verify_signature(self, token: str) -> _Verified:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -181,6 +219,9 @@ class TokenVerifier:
             raise Unauthorized("The access token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("The access token is not valid.") from exc
+        lifetime = claims["exp"] - claims["iat"]
+        if not isinstance(lifetime, int | float) or lifetime > self.max_lifetime:
+            raise Unauthorized("The access token claims a longer life than its issuer gives.")
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized("The access token's roles are malformed.")
@@ -188,12 +229,14 @@ class TokenVerifier:
             user_id = uuid.UUID(str(claims["sub"]))
         except ValueError as exc:
             raise Unauthorized("The access token's subject is not a user id.") from exc
-        return Principal(
+        principal = Principal(
             user_id=user_id,
             roles=tuple(roles),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
+            name=name if isinstance(name := claims.get("name"), str) else "",
         )
+        return _Verified(principal, kid)
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -9,7 +9,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import orjson
@@ -41,15 +41,37 @@ class Cursor:
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            data = orjson.loads(raw)
-            return cls(created_at=datetime.fromisoformat(data["t"]), id=uuid.UUID(data["i"]))
-        except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        """The position a cursor names; anything this class did not make is a 422, never a 500."""
+        cursor = cls._parse(value)
+        if cursor is None:
             raise ValidationFailed(
                 "The cursor is not valid.",
                 [{"loc": ["query", "cursor"], "msg": "Invalid cursor", "type": "value_error"}],
-            ) from exc
+            )
+        return cursor
+
+    @classmethod
+    def _parse(cls, value: str) -> Cursor | None:
+        try:
+            data = orjson.loads(
+                base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
+            )
+        except (binascii.Error, ValueError):
+            return None
+        # A client can put any JSON in a cursor: check each type rather than trust the shape.
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("t"), str)
+            or not isinstance(data.get("i"), str)
+        ):
+            return None
+        try:
+            created_at = datetime.fromisoformat(data["t"])
+            # In UTC now, so a time at the edge of the calendar fails here rather than in the driver.
+            utc = created_at.astimezone(UTC) if created_at.tzinfo is not None else None
+            return None if utc is None else cls(created_at=utc, id=uuid.UUID(data["i"]))
+        except (ValueError, OverflowError):
+            return None
 
 
 @dataclass(frozen=True, slots=True)

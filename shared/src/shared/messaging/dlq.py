@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -105,6 +105,27 @@ async def redrive(amqp_url: str, service: str, ids: Iterable[str] | None) -> int
     return moved
 
 
+def printable(value: object) -> str:
+    """``value`` with every non-printable character escaped (``\\x1b``, ``\\n``, ``\\u200e``).
+
+    Message ids, types and error texts come from whoever published the message: written raw, an
+    escape sequence in one would rewrite the operator's terminal (hide lines, fake a prompt).
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def write_list(out: TextIO, letters: Iterable[DeadLetter], service: str) -> None:
+    count = 0
+    for letter in letters:
+        fields = (letter.message_id, letter.event_type, f"attempts={letter.attempts}", letter.error)
+        out.write("\t".join(printable(field) for field in fields) + "\n")
+        count += 1
+    out.write(f"{count} message(s) in {printable(service)}.dlq\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shared.messaging.dlq", description=__doc__.split("\n")[0]
@@ -122,12 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = sys.stdout
     if args.command == "list":
-        letters = asyncio.run(list_dead_letters(args.amqp_url, args.service))
-        for letter in letters:
-            out.write(
-                f"{letter.message_id}\t{letter.event_type}\tattempts={letter.attempts}\t{letter.error}\n"
-            )
-        out.write(f"{len(letters)} message(s) in {args.service}.dlq\n")
+        write_list(out, asyncio.run(list_dead_letters(args.amqp_url, args.service)), args.service)
         return 0
     if args.command == "show":
         for letter in asyncio.run(list_dead_letters(args.amqp_url, args.service)):

@@ -62,6 +62,26 @@ class UserDeactivatedData(EventData):
     user_id: uuid.UUID
 
 
+class UserDeletedData(EventData):
+    user_id: uuid.UUID
+
+
+AccountEmailKind = Literal["verify_email", "password_reset"]
+
+
+class AccountEmailRequestedData(EventData):
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    kind: AccountEmailKind
+    # The single-use secret of the link (users stores only its hash); notification builds the link
+    # from PUBLIC_URL and renders the e-mail.
+    token: str
+    expires_at: datetime
+    # The verification e-mail sent at registration is also the welcome.
+    welcome: bool = False
+
+
 class OrderCreatedData(EventData):
     order_id: uuid.UUID
     user_id: uuid.UUID
@@ -117,6 +137,20 @@ class UserDeactivated(Event):
     data: UserDeactivatedData
 
 
+class UserDeleted(Event):
+    summary = "An account was erased (by its owner or an admin); its e-mail may register again."
+    type: Literal["user.deleted"] = "user.deleted"
+    source: str = "users"
+    data: UserDeletedData
+
+
+class AccountEmailRequested(Event):
+    summary = "A command from users to notification: e-mail this address a verification or reset link."
+    type: Literal["account.email_requested"] = "account.email_requested"
+    source: str = "users"
+    data: AccountEmailRequestedData
+
+
 class OrderCreated(Event):
     summary = "An order was placed (status pending)."
     type: Literal["order.created"] = "order.created"
@@ -147,6 +181,8 @@ class NotificationRequested(Event):
 CATALOGUE: tuple[type[Event], ...] = (
     UserRegistered,
     UserDeactivated,
+    UserDeleted,
+    AccountEmailRequested,
     OrderCreated,
     OrderStatusChanged,
     NotificationCreated,
@@ -156,6 +192,8 @@ CATALOGUE: tuple[type[Event], ...] = (
 AnyEvent = Annotated[
     UserRegistered
     | UserDeactivated
+    | UserDeleted
+    | AccountEmailRequested
     | OrderCreated
     | OrderStatusChanged
     | NotificationCreated

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -15,6 +16,9 @@ Environment = Literal["development", "test", "production"]
 
 # Values that mean "nobody chose a secret here"; refused outside development.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "dev", "development"})
+
+# Service credentials (internal tokens) are at least this long in production.
+MIN_TOKEN_LENGTH = 32
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/app"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -47,6 +51,19 @@ class BaseServiceSettings(BaseSettings):
     # Issuer and audience shared by the token issuer (users) and every verifier.
     jwt_issuer: str = Field(default="http://users", validation_alias=AliasChoices("JWT_ISSUER"))
     jwt_audience: str = Field(default="api", validation_alias=AliasChoices("JWT_AUDIENCE"))
+    # How long the issuer's access tokens live: users signs with it, and every verifier refuses a
+    # token claiming a longer life (plus a minute). Seconds, or an ISO 8601 duration.
+    access_token_ttl: timedelta = Field(
+        default=timedelta(seconds=900),
+        validation_alias=AliasChoices("ACCESS_TOKEN_TTL", "USERS_ACCESS_TOKEN_TTL"),
+    )
+
+    @field_validator("access_token_ttl", mode="before")
+    @classmethod
+    def _ttl_seconds(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            return int(value)
+        return value
 
     @property
     def is_development(self) -> bool:
@@ -63,6 +80,22 @@ class BaseServiceSettings(BaseSettings):
         for name, value in self.secret_fields().items():
             if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} must be set to a real secret when environment=production")
+            # A service credential is random, never typed by a person: a short one is a guessable one.
+            if "TOKEN" in name and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+                raise ValueError(
+                    f"{name} must be at least {MIN_TOKEN_LENGTH} characters when environment=production"
+                )
+        # RabbitMQ's default account would let anyone who reaches the broker read and forge every event.
+        # Judged only when AMQP_URL is given: components and jobs that never connect (the gateway, the
+        # migrations) do not set it, and the default's 127.0.0.1 is not reachable in a cluster anyway.
+        broker = urlsplit(self.amqp_url)
+        weak = broker.username in (None, "", "guest") or (
+            broker.password or ""
+        ).lower() in PLACEHOLDER_SECRETS | {"guest"}
+        if "amqp_url" in self.model_fields_set and weak:
+            raise ValueError(
+                "AMQP_URL must name a broker account of its own (not guest) when environment=production"
+            )
         return self
 
 

@@ -20,7 +20,7 @@ from shared.web.middleware import (
     RequestIdMiddleware,
     UnhandledErrorMiddleware,
 )
-from shared.web.problems import install_error_handlers
+from shared.web.problems import install_error_handlers, install_problem_docs
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -90,6 +90,7 @@ def create_base_app(
         return {**readiness, **supervisor.readiness()}
 
     install_error_handlers(app)
+    install_problem_docs(app)
     app.include_router(health_router(registry, checks, lifecycle=lifecycle, workers=supervisor.states))
     # Added last = outermost: the request id exists before anything logs or fails.
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)

@@ -17,6 +17,14 @@ from starlette.types import Scope
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def normalised(host: str) -> str:
     """One spelling per address, so ``::ffff:1.2.3.4`` cannot dodge the count kept for ``1.2.3.4``."""
     try:
@@ -64,11 +72,17 @@ class TrustedProxies:
         if peer not in self:
             return normalised(peer)
         hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+        nearest = peer
         for hop in reversed(hops):
             if hop not in self:
+                if not _is_address(hop):
+                    # Not an address: a proxy we trust wrote nonsense; count it against that proxy
+                    # rather than let the text pick its own bucket.
+                    return normalised(nearest)
                 return normalised(hop)
-        # Every hop is one of ours (a call from inside): the peer is as near the client as we know.
-        return normalised(hops[0]) if hops else normalised(peer)
+            nearest = hop
+        # Every hop is one of ours (a call from inside): the farthest one is as near the client as we know.
+        return normalised(nearest)
 
     def client_address_of(self, scope: Scope) -> str:
         """``client_address`` for an ASGI request (HTTP or WebSocket)."""

@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from shared.db.errors import is_data_error
 from shared.errors import AppError, ValidationFailed
 from shared.observability.request_id import current_request_id
 
@@ -115,6 +117,107 @@ def install_error_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        # Validation should have refused the value already; this keeps one that slipped through a 4xx.
+        if not is_data_error(exc):
+            raise exc
+        return problem_response(
+            422,
+            title="Unprocessable Content",
+            detail="The request holds a value that cannot be stored.",
+            type_slug="validation",
+            instance=request.url.path,
+            errors=[{"loc": ["request"], "msg": "A value cannot be stored", "type": "data_error"}],
+        )
+
     app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+
+# What every problem document holds (contract section 3), for the OpenAPI document.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": ["string", "null"]},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}}}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say in the OpenAPI document what the error handlers answer: every 4xx/5xx is problem+json, and
+    each operation lists the rejections any request to it may get.
+
+    FastAPI documents its 422 as ``application/json`` with its own shape, and nothing else; a client
+    (or a schema-driven fuzzer) would otherwise meet answers the document never mentions.
+    """
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)
+    for path, item in schema.get("paths", {}).items():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            expected = {"422": "The request is not valid"}
+            if operation.get("security"):
+                expected |= {"401": "No valid access token", "403": "Not allowed for this caller"}
+            if "{" in path:
+                expected["404"] = "No such resource (or not the caller's)"
+            if "requestBody" in operation:
+                expected |= {"400": "The body cannot be parsed", "413": "The body is over 1 MiB"}
+            for status, description in expected.items():
+                responses.setdefault(status, {"description": description})
+            for status, response in responses.items():
+                if status[0] in "45" and not _documents_its_own_body(response):
+                    response["content"] = _problem_response(response.get("description", ""))["content"]
+    return schema
+
+
+def _documents_its_own_body(response: dict[str, Any]) -> bool:
+    """True for a response that already says what it carries (the token endpoint's RFC 6749 errors)."""
+    content = response.get("content") or {}
+    return any(
+        media != "application/json" or "HTTPValidationError" not in str(body.get("schema", ""))
+        for media, body in content.items()
+        if body.get("schema")
+    )
+
+
+def install_problem_docs(app: FastAPI) -> None:
+    """Post-process the app's generated OpenAPI document with ``document_problems``, once."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ import html
 from dataclasses import dataclass
 from string import Template
 
+# The welcome e-mail is rendered with the account e-mails (notification.email.account).
 WELCOME, ORDER_STATUS, MESSAGE = "welcome", "order_status", "message"
 
 
@@ -28,20 +29,6 @@ $content
 <p style="color: #888; font-size: 12px;">You receive this e-mail because you have an account with us.</p>
 </body></html>
 """
-)
-
-_WELCOME_TEXT = Template(
-    """Hello $name,
-
-welcome aboard! Your account for $email is ready.
-
-Sign in at $url to place your first order.
-"""
-)
-_WELCOME_HTML = Template(
-    """<p>Hello $name,</p>
-<p>welcome aboard! Your account for <strong>$email</strong> is ready.</p>
-<p><a href="$url">Sign in</a> to place your first order.</p>"""
 )
 
 _ORDER_TEXT = Template(
@@ -80,16 +67,6 @@ def _escaped(values: dict[str, str]) -> dict[str, str]:
 
 def _page(content: str) -> str:
     return _LAYOUT.substitute(content=content)
-
-
-def welcome(*, full_name: str, email: str, public_url: str) -> RenderedEmail:
-    values = {"name": full_name, "email": email, "url": public_url}
-    return RenderedEmail(
-        template=WELCOME,
-        subject="Welcome aboard",
-        text=_WELCOME_TEXT.substitute(values),
-        html=_page(_WELCOME_HTML.substitute(_escaped(values))),
-    )
 
 
 def order_status(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,19 +21,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notification.contacts import service as contacts
 from notification.contacts.directory import UsersDirectory
 from notification.contacts.models import Contact
-from notification.email import templates
+from notification.email import account, templates
 from notification.email.outbound import enqueue
+from notification.erasure import service as erasure
 from notification.events import wording
 from notification.notifications import service as notifications
 from notification.report import counts
 from shared.db.unit_of_work import UnitOfWork
 from shared.messaging.consumer import Handler
 from shared.messaging.events import (
+    AccountEmailRequested,
     Event,
     NotificationRequested,
     OrderCreated,
     OrderStatusChanged,
     UserDeactivated,
+    UserDeleted,
     UserRegistered,
     event_type_name,
 )
@@ -61,6 +65,8 @@ class EventHandlers:
         return {
             event_type_name(UserRegistered): self.user_registered,
             event_type_name(UserDeactivated): self.user_deactivated,
+            event_type_name(UserDeleted): self.user_deleted,
+            event_type_name(AccountEmailRequested): self.account_email_requested,
             event_type_name(OrderCreated): self.order_created,
             event_type_name(OrderStatusChanged): self.order_status_changed,
             event_type_name(NotificationRequested): self.notification_requested,
@@ -86,6 +92,8 @@ class EventHandlers:
         counts.record(uow, event)
         user = event.data
         session = uow.session
+        if await erasure.is_erased(session, user.user_id):
+            return  # a late delivery of the sign-up of an account already erased
         await contacts.remember(session, user.user_id, user.email, user.full_name)
         notifications.create_once(
             uow,
@@ -96,16 +104,33 @@ class EventHandlers:
             data={"email": user.email},
             source_event_id=event.id,
         )
-        # To the address in the event: that is the one that just registered.
-        rendered = templates.welcome(full_name=user.full_name, email=user.email, public_url=self.public_url)
+        # The welcome e-mail is the verification e-mail users asks for (account.email_requested).
+
+    async def account_email_requested(self, event: Event, uow: UnitOfWork) -> None:
+        """A verification or reset link, to the address in the command (the one to prove)."""
+        assert isinstance(event, AccountEmailRequested)
+        request = event.data
+        if await erasure.is_erased(uow.session, request.user_id):
+            return
+        rendered = account.render(request, public_url=self.public_url, now=datetime.now(UTC))
         await enqueue(
-            session, source_event_id=event.id, user_id=user.user_id, recipient=user.email, rendered=rendered
+            uow.session,
+            source_event_id=event.id,
+            user_id=request.user_id,
+            recipient=request.email,
+            rendered=rendered,
         )
 
     async def user_deactivated(self, event: Event, uow: UnitOfWork) -> None:
         """Forget the contact: a later e-mail asks users, which says the account is inactive."""
         assert isinstance(event, UserDeactivated)
         await contacts.forget(uow.session, event.data.user_id)
+
+    async def user_deleted(self, event: Event, uow: UnitOfWork) -> None:
+        """Erase the user's notifications, contact and e-mails; idempotent."""
+        assert isinstance(event, UserDeleted)
+        await erasure.erase(uow, event.data.user_id)
+        log.info("erased a deleted user's data", extra={"user_id": str(event.data.user_id)})
 
     async def order_created(self, event: Event, uow: UnitOfWork) -> None:
         assert isinstance(event, OrderCreated)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.database import outbox
+from notification.erasure import service as erasure
 from notification.notifications.models import Notification
 from notification.notifications.repository import Draft, NotificationRepository
 from notification.notifications.schemas import NotificationOut
@@ -52,6 +53,13 @@ class _Pending:
         self.headers.append(event_headers(event))
 
     async def write(self) -> None:
+        # An event about an account erased meanwhile (an order cancelled by the erasure) stores nothing.
+        erased = await erasure.erased_among(self.session, {draft.user_id for draft in self.drafts})
+        if erased:
+            kept = [i for i, draft in enumerate(self.drafts) if draft.user_id not in erased]
+            self.drafts = [self.drafts[i] for i in kept]
+            self.events = [self.events[i] for i in kept]
+            self.headers = [self.headers[i] for i in kept]
         stored = set(await NotificationRepository(self.session).add_many_once(self.drafts))
         events: list[NotificationCreated] = []
         headers: list[dict[str, str]] = []

@@ -7,6 +7,9 @@ transition is judged against the status the order had when it arrived, not when 
 Across replicas the version check on every UPDATE (see ``Order``) refuses the later one of two
 transitions that read the same version; this gate widens that window, within one process, to the
 whole time a transition is in flight.
+
+A refusal is only said once the caller has been shown to own the order (``Admission.check`` after
+the ownership check): someone else's order is 404, whatever transition of it is under way.
 """
 
 from __future__ import annotations
@@ -14,8 +17,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from orders.order.models import ConcurrentChange
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Whether this transition got the order's slot; ``check`` raises ``ConcurrentChange`` if not."""
+
+    granted: bool
+
+    def check(self) -> None:
+        if not self.granted:
+            raise ConcurrentChange
 
 
 class TransitionGate:
@@ -23,12 +38,13 @@ class TransitionGate:
         self._in_flight: set[uuid.UUID] = set()
 
     @contextmanager
-    def admit(self, order_id: uuid.UUID) -> Iterator[None]:
-        """Hold the order's slot for the block (commit included); ``ConcurrentChange`` if it is taken."""
+    def admit(self, order_id: uuid.UUID) -> Iterator[Admission]:
+        """Hold the order's slot for the block (commit included), when it is free."""
         if order_id in self._in_flight:
-            raise ConcurrentChange
+            yield Admission(granted=False)
+            return
         self._in_flight.add(order_id)
         try:
-            yield
+            yield Admission(granted=True)
         finally:
             self._in_flight.discard(order_id)

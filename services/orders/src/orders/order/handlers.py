@@ -7,7 +7,7 @@ import logging
 
 from orders.order import service
 from shared.db.unit_of_work import UnitOfWork
-from shared.messaging.events import Event, UserDeactivated
+from shared.messaging.events import Event, UserDeactivated, UserDeleted
 
 log = logging.getLogger(__name__)
 
@@ -19,5 +19,16 @@ async def on_user_deactivated(event: Event, uow: UnitOfWork) -> None:
     cancelled = await service.cancel_pending_of_user(uow.session, event.data.user_id)
     log.info(
         "cancelled the pending orders of a deactivated user",
+        extra={"user_id": str(event.data.user_id), "cancelled": cancelled},
+    )
+
+
+async def on_user_deleted(event: Event, uow: UnitOfWork) -> None:
+    """An erased account's open orders (pending or paid) are cancelled; the others stay for the books."""
+    if not isinstance(event, UserDeleted):
+        raise TypeError(f"expected user.deleted, got {event.type}")
+    cancelled = await service.cancel_open_of_user(uow.session, event.data.user_id)
+    log.info(
+        "cancelled the open orders of a deleted user",
         extra={"user_id": str(event.data.user_id), "cancelled": cancelled},
     )

@@ -168,9 +168,13 @@ class OrderRepository:
     async def pending_of_user(self, user_id: uuid.UUID) -> list[Order]:
         """The user's pending orders, locked so that this batch does not fail on a concurrent pay:
         that pay either committed first (the order is no longer pending) or fails on our version."""
+        return await self.of_user_in(user_id, (OrderStatus.PENDING,))
+
+    async def of_user_in(self, user_id: uuid.UUID, statuses: Sequence[OrderStatus]) -> list[Order]:
+        """The user's orders in one of ``statuses``, oldest first, locked."""
         stmt = (
             select(Order)
-            .where(Order.user_id == user_id, Order.status == OrderStatus.PENDING)
+            .where(Order.user_id == user_id, Order.status.in_(statuses))
             .order_by(Order.created_at, Order.id)
             .with_for_update(of=Order)
             .execution_options(populate_existing=True)

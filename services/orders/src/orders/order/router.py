@@ -99,41 +99,45 @@ async def read_order(order_id: uuid.UUID, caller: CurrentPrincipal, session: Ses
     "/{order_id}/pay",
     response_model=OrderOut,
     responses=TRANSITION_ERRORS,
-    dependencies=[TransitionSlot],
 )
-async def pay_order(order_id: uuid.UUID, caller: CurrentPrincipal, session: SessionDep) -> OrderOut:
+async def pay_order(
+    order_id: uuid.UUID, caller: CurrentPrincipal, slot: TransitionSlot, session: SessionDep
+) -> OrderOut:
     """Pay a pending order (its customer only)."""
-    return OrderOut.model_validate(await service.pay(session, caller, order_id))
+    return OrderOut.model_validate(await service.pay(session, caller, order_id, slot))
 
 
 @router.post(
     "/{order_id}/cancel",
     response_model=OrderOut,
     responses=TRANSITION_ERRORS,
-    dependencies=[TransitionSlot],
 )
-async def cancel_order(order_id: uuid.UUID, caller: CurrentPrincipal, session: SessionDep) -> OrderOut:
+async def cancel_order(
+    order_id: uuid.UUID, caller: CurrentPrincipal, slot: TransitionSlot, session: SessionDep
+) -> OrderOut:
     """Cancel a pending or paid order (its customer or an admin)."""
-    return OrderOut.model_validate(await service.cancel(session, caller, order_id))
+    return OrderOut.model_validate(await service.cancel(session, caller, order_id, slot))
 
 
 @router.post(
     "/{order_id}/ship",
     response_model=OrderOut,
     responses=TRANSITION_ERRORS,
-    dependencies=[TransitionSlot],
 )
-async def ship_order(order_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> OrderOut:
+async def ship_order(
+    order_id: uuid.UUID, admin: AdminPrincipal, slot: TransitionSlot, session: SessionDep
+) -> OrderOut:
     """Mark a paid order shipped (admin only)."""
-    return OrderOut.model_validate(await service.ship(session, admin, order_id))
+    return OrderOut.model_validate(await service.ship(session, admin, order_id, slot))
 
 
 @router.post(
     "/{order_id}/deliver",
     response_model=OrderOut,
     responses=TRANSITION_ERRORS,
-    dependencies=[TransitionSlot],
 )
-async def deliver_order(order_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> OrderOut:
+async def deliver_order(
+    order_id: uuid.UUID, admin: AdminPrincipal, slot: TransitionSlot, session: SessionDep
+) -> OrderOut:
     """Mark a shipped order delivered (admin only)."""
-    return OrderOut.model_validate(await service.deliver(session, admin, order_id))
+    return OrderOut.model_validate(await service.deliver(session, admin, order_id, slot))

@@ -9,12 +9,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from orders.order.models import NewLine, OrderStatus
+from shared.text import SingleLine
 
 MAX_ITEMS = 100
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"], description="ISO 4217 code")]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["BOOK-42"])]
-ItemName = Annotated[str, Field(min_length=1, max_length=200, examples=["A book"])]
+ItemName = Annotated[str, Field(min_length=1, max_length=200, examples=["A book"]), SingleLine]
 # Strict: "3" or 3.0 is not a quantity, and money is never a float.
 Quantity = Annotated[StrictInt, Field(ge=1, le=1000, examples=[2])]
 UnitPrice = Annotated[StrictInt, Field(ge=0, le=1_000_000_000, examples=[1250])]

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from orders.database import OUTBOX
 from orders.idempotency import service as idempotency
 from orders.idempotency.service import Answer, request_fingerprint
+from orders.order.gate import Admission
 from orders.order.models import Order, OrderStatus
 from orders.order.repository import OrderFilter, OrderRepository, insert_placed
 from orders.order.schemas import CreateOrderRequest, OrderOut
@@ -99,28 +100,32 @@ async def get_order(session: AsyncSession, caller: Principal, order_id: uuid.UUI
     return order
 
 
-async def pay(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
+async def pay(session: AsyncSession, caller: Principal, order_id: uuid.UUID, slot: Admission) -> Order:
     order = await get_order(session, caller, order_id)
     if not order.user_id == caller.user_id:
         raise Forbidden("Only the customer who placed the order can pay it.")
+    slot.check()
     order.pay()
     return await _save(session, order)
 
 
-async def cancel(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
+async def cancel(session: AsyncSession, caller: Principal, order_id: uuid.UUID, slot: Admission) -> Order:
     order = await get_order(session, caller, order_id)
+    slot.check()
     order.cancel("user" if order.user_id == caller.user_id else "admin")
     return await _save(session, order)
 
 
-async def ship(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
+async def ship(session: AsyncSession, caller: Principal, order_id: uuid.UUID, slot: Admission) -> Order:
     order = await _as_admin(session, caller, order_id)
+    slot.check()
     order.ship()
     return await _save(session, order)
 
 
-async def deliver(session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
+async def deliver(session: AsyncSession, caller: Principal, order_id: uuid.UUID, slot: Admission) -> Order:
     order = await _as_admin(session, caller, order_id)
+    slot.check()
     order.deliver()
     return await _save(session, order)
 
@@ -142,6 +147,17 @@ async def expire_unpaid(session: AsyncSession, cutoff: datetime, limit: int) -> 
     orders = await repo.unpaid_since_before(cutoff, limit)
     for order in orders:
         order.cancel("expired")
+    await repo.flush()
+    await record_events(session, *orders)
+    return len(orders)
+
+
+async def cancel_open_of_user(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Cancel every open (pending or paid) order of an erased account; the others stay for the books."""
+    repo = OrderRepository(session)
+    orders = await repo.of_user_in(user_id, (OrderStatus.PENDING, OrderStatus.PAID))
+    for order in orders:
+        order.cancel("user_deleted")
     await repo.flush()
     await record_events(session, *orders)
     return len(orders)

@@ -10,6 +10,7 @@ from realtime.delivery.leases import ConnectionLeases
 from realtime.streams.store import DATABASE_ERRORS
 from shared.auth.verifier import Principal, TokenVerifier, bearer_token
 from shared.errors import TooManyRequests, Unauthorized, UpstreamUnavailable, ValidationFailed
+from shared.text import ascii_digits
 
 MAX_OFFSET = 2**63 - 1
 
@@ -30,9 +31,8 @@ def parse_since(value: str | None, *, source: str) -> int | None:
     """A resume offset: a non-negative integer, or None when the client gave none."""
     if value is None or value.strip() == "":
         return None
-    text = value.strip()
-    # ASCII only: str.isdigit() accepts "²", which int() then refuses (contract section 3).
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_OFFSET:
+    offset = ascii_digits(value.strip())
+    if offset is None or offset > MAX_OFFSET:
         raise ValidationFailed(
             f"{source} must be a non-negative integer offset.",
             [
@@ -43,7 +43,7 @@ def parse_since(value: str | None, *, source: str) -> int | None:
                 }
             ],
         )
-    return int(text)
+    return offset
 
 
 async def take_lease(leases: ConnectionLeases, caller: Principal) -> uuid.UUID:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterator
 
-from realtime.delivery.subscriber import Subscriber
+from realtime.delivery.subscriber import CLOSE_FORBIDDEN, Subscriber
 from realtime.metrics import RealtimeMetrics
-from realtime.streams.frames import Frame, decode_notice, notice_user
+from realtime.streams.frames import Frame, decode_notice, is_revocation, notice_user
 from realtime.streams.store import DATABASE_ERRORS, StreamStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class Hub:
         user_key = notice_user(payload)
         if user_key not in self._users:
             return  # the common case on a replica with many users: no JSON is even parsed
+        if is_revocation(payload):
+            self.close_user(user_key, CLOSE_FORBIDDEN, "account deactivated")
+            return
         try:
             notice = decode_notice(payload)
         except ValueError:
@@ -99,6 +103,16 @@ class Hub:
         for user_key, head in heads.items():
             if head > behind[user_key]:
                 await self._fetch(user_key, head)
+
+    def close_user(self, user_key: str, code: int, reason: str) -> None:
+        """Ask every connection of one user on this replica to end with ``code``."""
+        for subscriber in list(self._users.get(user_key, ())):
+            subscriber.close(code, reason)
+
+    def everyone(self) -> Iterator[Subscriber]:
+        """Every connection of this replica, WebSocket and SSE (broadcasts go to all of them)."""
+        for subs in list(self._users.values()):
+            yield from subs
 
     def close_all(self, code: int, reason: str, *, transport: str | None = None) -> None:
         """Ask every connection (of ``transport``, if given) to end with ``code``."""

@@ -26,9 +26,10 @@ class NotifyListener:
         *,
         on_notice: Callable[[str], None],
         on_connect: Callable[[], Awaitable[None]],
-        metrics: RealtimeMetrics,
+        metrics: RealtimeMetrics | None,
         probe_interval: float = 10.0,
         max_backoff: float = 10.0,
+        channel: str = NOTIFY_CHANNEL,
     ) -> None:
         self.on_connect = on_connect
         self.metrics = metrics
@@ -38,12 +39,13 @@ class NotifyListener:
         self._stopping = asyncio.Event()
         # Set by stop() and by a lost connection: either ends the wait between probes at once.
         self._wake = asyncio.Event()
+        self.channel = channel
         self._channel = ChannelListener(
             dsn,
-            NOTIFY_CHANNEL,
+            channel,
             on_notice,
             on_lost=self._wake.set,
-            application_name="realtime-listener",
+            application_name=f"realtime-listener-{channel}",
         )
 
     async def check(self) -> None:
@@ -73,7 +75,7 @@ class NotifyListener:
         self._wake.clear()
         await self._channel.ensure()
         self._set_listening(True)
-        log.info("listening for stream entries", extra={"channel": NOTIFY_CHANNEL})
+        log.info("listening", extra={"channel": self.channel})
         await self.on_connect()
         while not self._stopping.is_set():
             await pause(self.probe_interval, self._wake)
@@ -85,4 +87,5 @@ class NotifyListener:
 
     def _set_listening(self, value: bool) -> None:
         self.listening = value
-        self.metrics.listener_up.set(1 if value else 0)
+        if self.metrics is not None:  # the gauge is the user streams' listener's
+            self.metrics.listener_up.set(1 if value else 0)

@@ -76,7 +76,10 @@ class LeasedEventSourceResponse(EventSourceResponse):
 
 
 def _event(frame: Frame) -> ServerSentEvent:
-    return ServerSentEvent(data=frame.text, id=str(frame.offset), event=frame.event)
+    # A broadcast is not part of the stream: no id, so the browser's Last-Event-ID is untouched.
+    return ServerSentEvent(
+        data=frame.text, id=str(frame.offset) if frame.is_event else None, event=frame.event
+    )
 
 
 async def _stream(sub: SseSubscriber, since: int | None, runtime: Runtime) -> AsyncIterator[ServerSentEvent]:
@@ -99,8 +102,9 @@ async def _stream(sub: SseSubscriber, since: int | None, runtime: Runtime) -> As
                 for item in await sub.resolve(sub.pending.popleft(), store):
                     yield _event(item)
                     sub.sent(item)
-                    metrics.events.inc()
-                    metrics.lag.observe(max(0.0, time.time() - item.ts))
+                    if item.is_event:
+                        metrics.events.inc()
+                        metrics.lag.observe(max(0.0, time.time() - item.ts))
     except DATABASE_ERRORS:
         # Ending the stream makes the browser reconnect with Last-Event-ID: nothing is lost.
         log.warning("SSE stream ended: the store could not be read", exc_info=True)

@@ -23,6 +23,8 @@ from realtime.delivery.subscriber import (
     CLOSE_TOKEN_EXPIRED,
     Subscriber,
 )
+from realtime.rooms.frames import error_frame
+from realtime.rooms.session import RoomSession
 from realtime.runtime import Runtime, runtime_of
 from realtime.streams.frames import PING, Frame, ready_text
 from realtime.streams.store import DATABASE_ERRORS
@@ -37,7 +39,7 @@ SEND_ERRORS: tuple[type[BaseException], ...] = (WebSocketDisconnect, RuntimeErro
 
 
 class WebSocketSubscriber(Subscriber):
-    __slots__ = ("_ping", "_writer", "expires_at", "runtime", "websocket")
+    __slots__ = ("_ping", "_writer", "expires_at", "rooms", "runtime", "websocket")
 
     transport = "ws"
 
@@ -48,6 +50,7 @@ class WebSocketSubscriber(Subscriber):
         self._writer: asyncio.Task[None] | None = None
         self._ping: asyncio.TimerHandle | None = None
         self.expires_at = caller.expires_at
+        self.rooms = RoomSession(self, caller.name, runtime.rooms, runtime.room_limits, runtime.say_buckets)
 
     def wake(self) -> None:
         if self._writer is None and self.live:
@@ -83,26 +86,35 @@ class WebSocketSubscriber(Subscriber):
             log.debug("client left during replay")
         finally:
             hub.remove(self)
+            self.rooms.close()
             self._stop()
             metrics.closed(self.close_label)
 
     async def _read_client(self) -> None:
-        """Until the client or the server closes: pongs are welcome, refresh frames renew the token."""
+        """Until the client or the server closes: pongs are welcome, refresh frames renew the token,
+        room frames go to the connection's ``RoomSession``."""
         # uvicorn enforces REALTIME_WS_MAX_MESSAGE_SIZE (close 1009) before a message gets here.
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            if text:
+            if text is not None:
                 await self._on_client_frame(text)
+            elif message.get("bytes") is not None:
+                self.offer(error_frame("bad_frame", None, "frames are JSON text"))
 
     async def _on_client_frame(self, text: str) -> None:
         try:
             frame = orjson.loads(text)
         except orjson.JSONDecodeError:
-            return  # not ours to interpret; a client's garbage does not end its stream
-        if not isinstance(frame, dict) or frame.get("type") != "refresh":
+            self.offer(error_frame("bad_frame", None, "a frame is a JSON object"))
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "pong":
+            return
+        if kind != "refresh":
+            await self.rooms.handle(frame)  # join, say, leave (contract section 6), or an error frame
             return
         token = frame.get("token")
         try:

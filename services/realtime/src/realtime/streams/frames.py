@@ -111,6 +111,18 @@ def notice_user(payload: str) -> str:
     return payload.partition("\t")[0]
 
 
+# ``<user>\trevoked``: the account was deactivated; every replica closes that user's connections.
+REVOKED = "revoked"
+
+
+def encode_revocation(user_id: uuid.UUID) -> str:
+    return f"{user_id}\t{REVOKED}"
+
+
+def is_revocation(payload: str) -> bool:
+    return payload.partition("\t")[2] == REVOKED
+
+
 def decode_notice(payload: str) -> Notice:
     user_id, offset, event, ts, text = payload.split("\t", 4)
     position = int(offset)

@@ -63,6 +63,16 @@ STREAM_LEASES = Table(
     Index("ix_stream_leases_user_id", "user_id"),
 )
 
+# The ids of deleted accounts: their streams were erased, and events about them that arrive later (an
+# order cancelled by the deletion, a retry) must not start a new one.
+ERASED_USERS = Table(
+    "erased_users",
+    METADATA,
+    Column("user_id", Uuid, nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("user_id", name="pk_erased_users"),
+)
+
 INBOX = inbox_table(METADATA)
 
 # The scheduled jobs' state and runs (shared.jobs).

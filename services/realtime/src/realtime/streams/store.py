@@ -28,11 +28,13 @@ S = STREAM_EVENTS
 # same user, on this replica or another, waits and takes the next number), the row, and the NOTIFY
 # (transactional: replicas hear of the row exactly when it becomes visible, in commit order).
 # ``stored_at`` is taken after the counter lock, so it rises with the offset and age trimming never
-# cuts a hole in the middle of a stream.
+# cuts a hole in the middle of a stream. An erased user's id stores nothing (no row comes back).
 _APPEND = text(
     """
     WITH next AS (
-        INSERT INTO realtime.user_offsets AS o (user_id, last_offset) VALUES (:user_id, 1)
+        INSERT INTO realtime.user_offsets AS o (user_id, last_offset)
+        SELECT :user_id, 1
+        WHERE NOT EXISTS (SELECT 1 FROM realtime.erased_users e WHERE e.user_id = :user_id)
         ON CONFLICT (user_id) DO UPDATE SET last_offset = o.last_offset + 1
         RETURNING o.last_offset
     ), stored AS (
@@ -62,8 +64,9 @@ async def append(
     event_type: str,
     data: dict[str, Any],
     ts: datetime,
-) -> Frame:
-    """Store one event as the user's next offset and announce it to every replica at commit.
+) -> Frame | None:
+    """Store one event as the user's next offset and announce it to every replica at commit; None
+    when the user was erased (``user.deleted``).
 
     Must run inside the caller's transaction (the consumer's, next to its inbox row).
     """
@@ -84,7 +87,8 @@ async def append(
             "after": after or "",
         },
     )
-    return unnumbered.numbered(int(result.scalar_one()))
+    offset = result.scalar_one_or_none()
+    return None if offset is None else unnumbered.numbered(int(offset))
 
 
 def _frame(row: Any) -> Frame:

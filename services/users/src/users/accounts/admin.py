@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,6 +13,7 @@ from shared.db.unit_of_work import unit_of_work
 from users.accounts.models import ROLE_ADMIN, ROLE_USER, User
 from users.accounts.passwords import Passwords
 from users.accounts.repository import UserRepository
+from users.tokens.repository import RefreshTokenRepository
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +22,18 @@ SEED_LOCK = 0x75736572_61646D6E  # "useradmn"
 
 
 async def ensure_admin(
-    sessions: async_sessionmaker[AsyncSession], passwords: Passwords, email: str, password: str
+    sessions: async_sessionmaker[AsyncSession],
+    passwords: Passwords,
+    email: str,
+    password: str,
+    *,
+    promote_existing: bool = False,
 ) -> None:
     """Make the admin exist, be active, have both roles and accept ``password``; safe to repeat.
 
+    An account that already uses ``email`` without being an admin may belong to anyone who signed up
+    with that address first, so it is promoted only when the operator says so (``promote_existing``);
+    its sessions are then ended, or whoever registered it would stay signed in as the admin.
     ``email`` was validated with the settings.
     """
     async with unit_of_work(sessions) as uow:
@@ -45,6 +55,15 @@ async def ensure_admin(
             log.info("admin account created", extra={"email": email})
             return
         changed = []
+        if not user.is_admin:
+            if not promote_existing:
+                log.warning(
+                    "ADMIN_EMAIL belongs to an account that is not an admin; it is left as it is"
+                    " (set ADMIN_PROMOTE_EXISTING=true to make it the admin)",
+                    extra={"email": email, "user_id": str(user.id)},
+                )
+                return
+            changed.append("promoted")
         if not user.is_admin or ROLE_USER not in user.roles:
             user.grant_admin()
             changed.append("roles")
@@ -52,9 +71,15 @@ async def ensure_admin(
             user.is_active = True
             changed.append("is_active")
         verification = await passwords.verify(user.password_hash, password)
-        if not verification.ok or verification.new_hash:
-            user.password_hash = verification.new_hash or await passwords.hash(password)
+        if "promoted" in changed or not verification.ok:
+            user.password_hash = await passwords.hash(password)
             changed.append("password")
+        elif verification.new_hash:
+            user.password_hash = verification.new_hash
+        if "password" in changed:
+            # Whoever held the account before the password was replaced must not keep a session.
+            await RefreshTokenRepository(uow.session).revoke_all_for_user(user.id, datetime.now(UTC))
         if changed:
             await repo.flush(user)
-            log.info("admin account updated", extra={"email": email, "changed": changed})
+            level = logging.WARNING if "promoted" in changed else logging.INFO
+            log.log(level, "admin account updated", extra={"email": email, "changed": changed})

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.db.pagination import Cursor
-from users.accounts.models import ROLE_ADMIN, User
+from users.accounts.models import ROLE_ADMIN, User, email_key
 
-EMAIL_INDEX = "ix_users_email_lower"
+EMAIL_INDEX = "ux_users_email_key"
 
 
 class EmailTaken(Exception):
@@ -57,6 +58,18 @@ async def active_admins(conn: AsyncConnection) -> list[InternalRow]:
     return list((await conn.execute(stmt)).all())
 
 
+# The batch form for GraphQL's DataLoader (``/internal/users?ids=``): the public profile of many accounts.
+BatchRow = Row[uuid.UUID, str, str, list[str], bool, datetime]
+_BATCH_VIEW = select(User.id, User.email, User.full_name, User.roles, User.is_active, User.created_at).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def batch_view(conn: AsyncConnection, ids: list[uuid.UUID]) -> list[BatchRow]:
+    """The accounts among ``ids`` that exist, in no particular order, in one statement."""
+    return list((await conn.execute(_BATCH_VIEW, {"ids": ids})).all())
+
+
 class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -68,7 +81,7 @@ class UserRepository:
         return await self.session.scalar(stmt.execution_options(populate_existing=True))
 
     async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
-        stmt = select(User).where(func.lower(User.email) == email.lower())
+        stmt = select(User).where(User.email_key == email_key(email))
         if for_update:
             stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(stmt)
@@ -83,6 +96,10 @@ class UserRepository:
                 raise EmailTaken(user.email) from exc
             raise
         return user
+
+    async def delete(self, user: User) -> None:
+        await self.session.delete(user)
+        await self.session.flush()
 
     async def flush(self, user: User) -> User:
         """Write pending changes; ``updated_at`` comes back with the UPDATE (eager defaults)."""

@@ -8,15 +8,25 @@ from fastapi import APIRouter, Response, status
 
 from shared.db.pagination import Page
 from shared.service.dependencies import AdminPrincipal, CurrentPrincipal, PageParamsDep, SessionDep
+from shared.web.problems import PROBLEM_JSON
 from users.accounts import service
 from users.accounts.schemas import ChangePasswordRequest, RegisterRequest, UpdateMeRequest, UserOut
-from users.dependencies import ClientIpDep, PasswordsDep, ThrottleDep
+from users.dependencies import ClientIpDep, PasswordsDep, RegistrationLimit, ThrottleDep
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
-@auth_router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@auth_router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    dependencies=[RegistrationLimit],
+    responses={
+        409: {"description": "An account with this e-mail exists", "content": {PROBLEM_JSON: {}}},
+        429: {"description": "Too many sign-ups from this client", "content": {PROBLEM_JSON: {}}},
+    },
+)
 async def register(data: RegisterRequest, session: SessionDep, passwords: PasswordsDep) -> UserOut:
     """Create an account; the e-mail must not be in use yet, in any letter case."""
     return UserOut.model_validate(await service.register(session, passwords, data))
@@ -35,7 +45,12 @@ async def update_me(data: UpdateMeRequest, caller: CurrentPrincipal, session: Se
     return UserOut.model_validate(await service.update_profile(session, user, data))
 
 
-@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={429: {"description": "Too many wrong passwords", "content": {PROBLEM_JSON: {}}}},
+)
 async def change_password(
     data: ChangePasswordRequest,
     caller: CurrentPrincipal,

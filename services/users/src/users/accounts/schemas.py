@@ -9,6 +9,8 @@ from typing import Annotated
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.text import SingleLine
+
 
 def _valid_email(value: str) -> str:
     try:
@@ -24,12 +26,14 @@ Email = Annotated[
     StringConstraints(strip_whitespace=True, min_length=3, max_length=254),
     AfterValidator(_valid_email),
     Field(json_schema_extra={"format": "email"}, examples=["ada@example.com"]),
+    SingleLine,
 ]
-Password = Annotated[str, Field(min_length=8, max_length=128, examples=["correct horse battery"])]
+Password = Annotated[str, Field(min_length=8, max_length=128, examples=["correct horse battery"]), SingleLine]
 FullName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     Field(examples=["Ada Lovelace"]),
+    SingleLine,
 ]
 
 
@@ -45,7 +49,7 @@ class UpdateMeRequest(BaseModel):
 
 class ChangePasswordRequest(BaseModel):
     # The current password is only compared, so its length is not policed beyond a sane bound.
-    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    current_password: Annotated[str, Field(min_length=1, max_length=1024), SingleLine]
     new_password: Password
 
 
@@ -57,4 +61,7 @@ class UserOut(BaseModel):
     full_name: str
     roles: list[str]
     is_active: bool
+    email_verified: bool
+    # /api/v1/users/{id}/avatar when the user has one.
+    avatar_url: str | None
     created_at: datetime

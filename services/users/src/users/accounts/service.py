@@ -12,13 +12,25 @@ from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, Validatio
 from users import outbox
 from users.accounts.models import ROLE_USER, User
 from users.accounts.passwords import Passwords
-from users.accounts.repository import EmailTaken, InternalRow, UserRepository, active_admins, internal_view
+from users.accounts.repository import (
+    BatchRow,
+    EmailTaken,
+    InternalRow,
+    UserRepository,
+    active_admins,
+    batch_view,
+    internal_view,
+)
 from users.accounts.schemas import ChangePasswordRequest, RegisterRequest, UpdateMeRequest, UserOut
 from users.throttling.service import LoginThrottle
 from users.tokens.repository import RefreshTokenRepository
+from users.verification import service as verification
 
 
 async def register(session: AsyncSession, passwords: Passwords, data: RegisterRequest) -> User:
+    # Hashed before the first query: the session takes its pooled connection only then, so sign-ups
+    # queued for a hashing thread do not hold connections that logins need meanwhile.
+    password_hash = await passwords.hash(data.password)
     repo = UserRepository(session)
     # Checked first for a clear answer; the unique index still decides a race between two sign-ups.
     if await repo.get_by_email(data.email) is not None:
@@ -26,7 +38,7 @@ async def register(session: AsyncSession, passwords: Passwords, data: RegisterRe
     user = User(
         id=uuid.uuid4(),
         email=data.email,
-        password_hash=await passwords.hash(data.password),
+        password_hash=password_hash,
         full_name=data.full_name,
         roles=[ROLE_USER],
         is_active=True,
@@ -36,6 +48,7 @@ async def register(session: AsyncSession, passwords: Passwords, data: RegisterRe
     except EmailTaken as exc:
         raise Conflict("An account with this e-mail already exists.") from exc
     await outbox.user_registered(session, user)
+    await verification.send_welcome(session, user)
     return user
 
 
@@ -67,6 +80,7 @@ async def change_password(
     # Throttled like a login: a stolen access token must not become a password-guessing oracle.
     attempt = await throttle.begin(user.email, ip)
     if not (await passwords.verify(user.password_hash, data.current_password)).ok:
+        throttle.failed(attempt)
         raise ValidationFailed(
             "The current password is not correct.",
             [{"loc": ["body", "current_password"], "msg": "Incorrect password", "type": "value_error"}],
@@ -74,7 +88,7 @@ async def change_password(
     await throttle.succeeded(attempt)
     user.password_hash = await passwords.hash(data.new_password)
     await UserRepository(session).flush(user)
-    await RefreshTokenRepository(session).revoke_all_for_user(user.id, datetime.now(UTC))
+    await verification.password_changed(session, user.id)
 
 
 async def read_for_service(reads: AsyncEngine, user_id: uuid.UUID) -> InternalRow:
@@ -88,6 +102,12 @@ async def read_for_service(reads: AsyncEngine, user_id: uuid.UUID) -> InternalRo
     if row is None:
         raise NotFound("No user with this id.")
     return row
+
+
+async def read_many_for_service(reads: AsyncEngine, user_ids: list[uuid.UUID]) -> list[BatchRow]:
+    """Many accounts at once (GraphQL's DataLoader); ids with no account are left out, not an error."""
+    async with reads.connect() as conn:
+        return await batch_view(conn, user_ids)
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict
 
-from shared.errors import Unauthorized
+from shared.errors import Unauthorized, ValidationFailed
 from users.accounts import service
 from users.dependencies import ResourcesDep
+
+# One batch answers one page of orders or messages (contract section 7: at most 100 ids).
+MAX_BATCH_IDS = 100
 
 
 class InternalUser(BaseModel):
@@ -22,6 +26,34 @@ class InternalUser(BaseModel):
     full_name: str
     roles: list[str]
     is_active: bool
+
+
+class BatchUser(InternalUser):
+    created_at: datetime
+
+
+class UserBatch(BaseModel):
+    items: list[BatchUser]
+
+
+def _parse_ids(raw: str) -> list[uuid.UUID]:
+    """``a,b,c`` -> distinct UUIDs in order; anything else is a 422 naming the parameter."""
+
+    def invalid(msg: str) -> ValidationFailed:
+        return ValidationFailed(
+            "The ids parameter is not valid.", [{"loc": ["query", "ids"], "msg": msg, "type": "value_error"}]
+        )
+
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        raise invalid("At least one id is required.")
+    if len(parts) > MAX_BATCH_IDS:
+        raise invalid(f"At most {MAX_BATCH_IDS} ids are allowed.")
+    try:
+        ids = [uuid.UUID(part) for part in parts]
+    except ValueError as exc:
+        raise invalid("Every id must be a UUID.") from exc
+    return list(dict.fromkeys(ids))
 
 
 async def require_service_token(
@@ -41,6 +73,18 @@ async def require_service_token(
 
 
 router = APIRouter(prefix="/internal", include_in_schema=False, dependencies=[Depends(require_service_token)])
+
+
+@router.get("/users", response_model=UserBatch)
+async def read_users(
+    resources: ResourcesDep,
+    # 100 UUIDs with commas are 3,700 characters; anything much longer is refused before parsing.
+    ids: Annotated[str, Query(max_length=4000)],
+) -> Response:
+    """Many accounts in one call (GraphQL's DataLoader); ids with no account are simply absent."""
+    rows = await service.read_many_for_service(resources.reads, _parse_ids(ids))
+    batch = UserBatch(items=[BatchUser.model_validate(row) for row in rows])
+    return Response(batch.model_dump_json(), media_type="application/json")
 
 
 @router.get("/users/{user_id}", response_model=InternalUser)

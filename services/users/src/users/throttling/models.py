@@ -19,7 +19,7 @@ class LoginFailure(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    # The lower-cased e-mail as submitted, whether or not such an account exists.
+    # The e-mail as submitted, by its comparison key (email_key), whether or not such an account exists.
     account_key: Mapped[str] = mapped_column(Text)
     ip: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

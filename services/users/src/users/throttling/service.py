@@ -4,6 +4,11 @@ An attempt is first recorded as a failure and committed, and only then counted: 
 guesses at most ``limit`` get to the password check, whatever the replica. A successful attempt
 erases the account's failures (its own reservation included); a refused one erases its reservation,
 so knocking on a locked door does not keep it locked longer.
+
+The per-address limit never refuses the password check of an account that has not failed itself:
+behind an ingress every client may share one address, and guesses at made-up e-mails must not lock
+everyone out. Over that limit, such an account's wrong passwords are answered with 429 (and still
+counted against the account), its right one signs in; accounts with failures of their own wait.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.unit_of_work import unit_of_work
 from shared.errors import TooManyRequests
+from users.accounts.models import email_key
 from users.throttling.repository import LoginFailureRepository
 
 
@@ -34,6 +40,8 @@ class Attempt:
     id: int
     account_key: str
     ip: str
+    # Seconds until the client's address is below its limit, when it is over it now.
+    address_wait: int | None = None
 
 
 def wall_clock() -> datetime:
@@ -56,7 +64,7 @@ class LoginThrottle:
 
     async def begin(self, account: str, ip: str) -> Attempt:
         """Reserve an attempt, or raise ``TooManyRequests`` (with Retry-After) when over a limit."""
-        key = account.strip().lower()
+        key = email_key(account)
         longest = max(self._policy.account_window, self._policy.ip_window)
         now = self.clock()
         async with unit_of_work(self._sessions) as uow:
@@ -66,34 +74,50 @@ class LoginThrottle:
         # A second transaction, so this count sees every reservation committed before ours.
         async with unit_of_work(self._sessions) as uow:
             repo = LoginFailureRepository(uow.session)
-            waits = [
-                await repo.seconds_until_below(
+            blocked = await repo.seconds_until_below(
+                column="account_key",
+                key=key,
+                limit=self._policy.max_per_account,
+                window=self._policy.account_window,
+                excluding=attempt.id,
+                now=now,
+            )
+            address_wait = await repo.seconds_until_below(
+                column="ip",
+                key=ip,
+                limit=self._policy.max_per_ip,
+                window=self._policy.ip_window,
+                excluding=attempt.id,
+                now=now,
+            )
+            if blocked is None and address_wait is not None:
+                failed_before = await repo.seconds_until_below(
                     column="account_key",
                     key=key,
-                    limit=self._policy.max_per_account,
+                    limit=1,
                     window=self._policy.account_window,
                     excluding=attempt.id,
                     now=now,
-                ),
-                await repo.seconds_until_below(
-                    column="ip",
-                    key=ip,
-                    limit=self._policy.max_per_ip,
-                    window=self._policy.ip_window,
-                    excluding=attempt.id,
-                    now=now,
-                ),
-            ]
-            blocked = [wait for wait in waits if wait is not None]
-            if blocked:
+                )
+                if failed_before is not None:
+                    blocked = address_wait
+            if blocked is not None:
                 await repo.delete(attempt.id)
-        if blocked:
-            retry_after = max(blocked)
-            raise TooManyRequests(
-                f"Too many failed login attempts; try again in {retry_after} seconds.", retry_after
-            )
-        return attempt
+        if blocked is not None:
+            raise _too_many(blocked)
+        return Attempt(attempt.id, key, ip, address_wait)
+
+    def failed(self, attempt: Attempt) -> None:
+        """The password was wrong: raise ``TooManyRequests`` when the address is over its limit."""
+        if attempt.address_wait is not None:
+            raise _too_many(attempt.address_wait)
 
     async def succeeded(self, attempt: Attempt) -> None:
         async with unit_of_work(self._sessions) as uow:
             await LoginFailureRepository(uow.session).clear_account(attempt.account_key)
+
+
+def _too_many(retry_after: int) -> TooManyRequests:
+    return TooManyRequests(
+        f"Too many failed login attempts; try again in {retry_after} seconds.", retry_after
+    )

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.responses import JSONResponse, Response
 
+from shared.text import has_control_characters
 from users.dependencies import ClientIpDep, ResourcesDep, TokensDep
 from users.tokens.errors import NO_STORE, OAuthError, OAuthErrorBody
 from users.tokens.schemas import REVOKE_FORM, TOKEN_FORM, TokenResponse
@@ -41,6 +42,9 @@ def _param(form: FormData, name: str) -> str | None:
         raise OAuthError("invalid_request", f"The parameter {name} is repeated.")
     if not values or not isinstance(values[0], str) or values[0] == "":
         return None
+    if has_control_characters(values[0]):
+        # Refused before it reaches a query: Postgres cannot even compare a string holding U+0000.
+        raise OAuthError("invalid_request", f"The parameter {name} holds control characters.")
     return values[0]
 
 
@@ -77,12 +81,15 @@ async def token(request: Request, tokens: TokensDep, ip: ClientIpDep) -> JSONRes
 
 @router.post(
     "/api/v1/auth/revoke",
+    response_class=Response,
     responses={200: {"description": "Revoked, or there was nothing to revoke"}, 400: ERRORS[400]},
     openapi_extra=REVOKE_FORM,
 )
 async def revoke(request: Request, tokens: TokensDep) -> Response:
     """Revoke a refresh token and the whole session it belongs to (RFC 7009)."""
-    token = _required(await _form(request), "token")
+    form = await _form(request)
+    token = _required(form, "token")
+    _param(form, "token_type_hint")  # ignored, but refused like any parameter when malformed
     await tokens.revoke(token)
     return Response(status_code=200, headers=NO_STORE)
 

@@ -14,7 +14,12 @@ class TokenResponse(BaseModel):
     refresh_token: str
 
 
+# The token endpoint refuses control characters in every parameter (invalid_request).
+_TEXT = {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+
+
 def _form(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    properties = {name: {**_TEXT, **field} for name, field in properties.items()}
     schema = {"type": "object", "properties": properties, "required": required}
     return {
         "requestBody": {
@@ -37,8 +42,8 @@ TOKEN_FORM = _form(
 
 REVOKE_FORM = _form(
     {
-        "token": {"type": "string", "description": "A refresh token"},
-        "token_type_hint": {"type": "string", "enum": ["refresh_token", "access_token"]},
+        "token": {"type": "string", "minLength": 1, "description": "A refresh token"},
+        "token_type_hint": {"type": "string", "description": "Ignored: only refresh tokens are revoked"},
     },
     ["token"],
 )

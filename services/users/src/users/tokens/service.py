@@ -11,6 +11,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,7 +20,7 @@ from shared.errors import TooManyRequests
 from users.accounts.models import User
 from users.accounts.passwords import Passwords
 from users.accounts.repository import UserRepository
-from users.throttling.service import LoginThrottle
+from users.throttling.service import Attempt, LoginThrottle
 from users.tokens.access import AccessTokenIssuer
 from users.tokens.errors import OAuthError
 from users.tokens.models import RefreshToken
@@ -67,10 +68,10 @@ class TokenService:
             user = await UserRepository(session).get_by_email(username)
         if user is None:
             await self._passwords.verify_nobody(password)
-            raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+            self._failed(attempt)
         verification = await self._passwords.verify(user.password_hash, password)
         if not verification.ok:
-            raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+            self._failed(attempt)
         await self._throttle.succeeded(attempt)
         async with unit_of_work(self._sessions) as uow:
             current = await UserRepository(uow.session).get(user.id, for_update=True)
@@ -83,6 +84,13 @@ class TokenService:
         if pair is None:
             raise OAuthError("invalid_grant", DEACTIVATED)
         return pair
+
+    def _failed(self, attempt: Attempt) -> NoReturn:
+        try:
+            self._throttle.failed(attempt)
+        except TooManyRequests as exc:
+            raise OAuthError("invalid_request", exc.detail, status=429, headers=exc.headers) from exc
+        raise OAuthError("invalid_grant", BAD_CREDENTIALS)
 
     async def refresh_grant(self, refresh_token: str) -> TokenPair:
         failure: str | None = None
@@ -132,5 +140,5 @@ class TokenService:
                 expires_at=now + self._refresh_ttl,
             )
         )
-        access = self._issuer.issue(user.id, user.roles)
+        access = self._issuer.issue(user.id, user.roles, name=user.full_name)
         return TokenPair(access_token=access.token, expires_in=access.expires_in, refresh_token=refresh)

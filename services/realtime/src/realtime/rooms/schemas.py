@@ -1,0 +1,94 @@
+"""Request and response bodies of the rooms and broadcasts API (contract section 6)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from realtime.rooms.text import (
+    BROADCAST_BODY_MAX,
+    BROADCAST_TITLE_MAX,
+    MESSAGE_MAX,
+    NAME_MAX,
+    TOPIC_MAX,
+    has_control_characters,
+)
+
+
+def _single_line(value: str) -> str:
+    if has_control_characters(value, multiline=False):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    if has_control_characters(value, multiline=True):
+        raise ValueError("must not contain control characters other than tab and line breaks")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Line = Annotated[str, AfterValidator(_single_line)]
+Lines = Annotated[str, AfterValidator(_multi_line)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RoomIn(Strict):
+    name: Annotated[Line, Field(min_length=1, max_length=NAME_MAX), AfterValidator(_not_blank)]
+    topic: Annotated[Lines, Field(max_length=TOPIC_MAX)] = ""
+
+
+class RoomOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    topic: str
+    created_by: uuid.UUID
+    created_at: datetime
+    last_offset: int
+
+
+class MessageIn(Strict):
+    text: Annotated[Lines, Field(min_length=1, max_length=MESSAGE_MAX), AfterValidator(_not_blank)]
+    client_id: uuid.UUID | None = None
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    room: uuid.UUID
+    offset: int
+    user_id: uuid.UUID
+    user_name: str
+    text: str
+    client_id: uuid.UUID | None
+    ts: datetime
+
+
+class Present(BaseModel):
+    user_id: uuid.UUID
+    user_name: str
+    connections: int
+
+
+class PresenceOut(BaseModel):
+    room: uuid.UUID
+    users: list[Present]
+
+
+class BroadcastIn(Strict):
+    title: Annotated[Line, Field(min_length=1, max_length=BROADCAST_TITLE_MAX), AfterValidator(_not_blank)]
+    body: Annotated[Lines, Field(min_length=1, max_length=BROADCAST_BODY_MAX), AfterValidator(_not_blank)]
+
+
+class BroadcastAccepted(BaseModel):
+    id: uuid.UUID
