@@ -1,7 +1,7 @@
 """Add erased_users: the ids of deleted accounts, whose streams are gone and stay gone.
 
 Revision ID: c3a9e5f27b18
-Revises: a7e1c4b9d2f3
+Revises: c3f9a1d2e8b4
 Create Date: 2026-12-06 18:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c3a9e5f27b18"
-down_revision: str | Sequence[str] | None = "a7e1c4b9d2f3"
+down_revision: str | Sequence[str] | None = "c3f9a1d2e8b4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
