@@ -31,6 +31,11 @@ postgres_password="$(random)"
 create postgres-admin \
   --from-literal=password="$postgres_password" \
   --from-literal=database-url="postgresql://postgres:${postgres_password}@postgres:5432/app"
+# postgres_exporter logs in as the admin in dev (prod: its own pg_monitor role). The stored password:
+# postgres-admin may predate this run.
+postgres_password="$("$KUBECTL" -n "$NAMESPACE" get secret postgres-admin -o jsonpath='{.data.password}' | base64 -d)"
+create postgres-exporter-credentials --type=kubernetes.io/basic-auth \
+  --from-literal=username=postgres --from-literal=password="$postgres_password"
 
 rabbitmq_password="$(random)"
 if exists rabbitmq-admin; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +115,14 @@ def test_deploy_grafana_provisions_the_dashboards_folder() -> None:
     for path in paths:
         assert mounts.get(path) == "./deploy/grafana/dashboards", f"{path} is not mounted from the repo"
     assert mounts.get("/etc/grafana/provisioning") == "./deploy/grafana/provisioning"
+
+
+def test_deploy_grafana_multi_value_variables_are_matched_as_regexes() -> None:
+    # A multi-value variable (its default is "All") expands to `a|b|c`: with `=` it matches no series.
+    for name, dashboard in _dashboards().items():
+        multi = [v["name"] for v in dashboard.get("templating", {}).get("list", []) if v.get("multi")]
+        for expr in _dashboard_exprs(dashboard):
+            for variable in multi:
+                assert not re.search(rf'=\s*"\${variable}"', expr), (
+                    f"{name}: use =~ for ${variable} in {expr}"
+                )

@@ -211,6 +211,22 @@ class Stack:
         self.stop_all()
 
 
+def where_to_look(stack: Stack) -> list[str]:
+    """What a person opens once the system is up: one line each, the address last so it can be copied."""
+    gateway = stack.url("gateway")
+    lines = [
+        f"  console (try it in a browser)  {gateway}/console",
+        f"  API docs (every service)       {gateway}/docs",
+    ]
+    lines += [f"  metrics of {c.name:<19} {stack.url(c.name)}/metrics" for c in stack.components]
+    # Prometheus and Grafana are not part of `make run`: they come with the Compose stack.
+    lines.append(
+        "  dashboards: COMPOSE_PROFILES=observability make up, then Grafana at http://127.0.0.1:3000 "
+        "and Prometheus at http://127.0.0.1:9090"
+    )
+    return lines
+
+
 def check_infrastructure(database_url: str, amqp_url: str) -> list[str]:
     problems = []
     try:
@@ -258,8 +274,9 @@ def main() -> int:
             stack.wait_ready(component.name)
             log.info("%s ready at %s", component.name, stack.url(component.name))
         if not stopping:
-            gateway = stack.url("gateway")
-            log.info("the system is up: gateway at %s (API docs: %s/docs); Ctrl-C stops it", gateway, gateway)
+            log.info("the system is up: gateway at %s; Ctrl-C stops it", stack.url("gateway"))
+            for line in where_to_look(stack):
+                log.info("%s", line)
         while not stopping:
             for name, process in stack.processes.items():
                 if process.poll() is not None:
