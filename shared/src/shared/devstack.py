@@ -114,8 +114,8 @@ class Stack:
             env[component.port_env] = str(self.port(component.name))
             env[f"GATEWAY_{component.name.upper()}_URL"] = self.url(component.name)
             env[f"{component.name.upper()}_USERS_URL"] = self.url("users")
-        for name in GRAPHQL_UPSTREAMS:
-            env[f"GRAPHQL_{name.upper()}_URL"] = self.url(name)
+        for upstream in GRAPHQL_UPSTREAMS:
+            env[f"GRAPHQL_{upstream.upper()}_URL"] = self.url(upstream)
         env.update(self.env)
         if name is not None:
             env.update(self.component_env.get(name, {}))
