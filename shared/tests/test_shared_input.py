@@ -4,6 +4,7 @@ Postgres refuses (contract section 3)."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from shared.db.engine import make_engine
 from shared.db.pagination import Cursor
 from shared.errors import ValidationFailed
 from shared.service.dependencies import PageParamsDep
-from shared.text import MultiLine, SingleLine, ascii_digits
+from shared.text import MultiLine, NotBlank, SingleLine, ascii_digits
 from shared.web.app import create_base_app
 
 
@@ -32,6 +33,24 @@ class Form(BaseModel):
 def test_a_single_line_field_refuses_control_characters(name: str) -> None:
     with pytest.raises(ValueError, match="Control characters"):
         Form(name=name)
+
+
+class Titled(BaseModel):
+    title: Annotated[str, SingleLine, NotBlank()]
+
+
+@pytest.mark.parametrize("title", [" ", "\u3000", "  \u00a0 "])
+def test_a_not_blank_field_refuses_white_space_only(title: str) -> None:
+    with pytest.raises(ValueError, match="blank"):
+        Titled(title=title)
+
+
+def test_the_not_blank_rule_is_in_the_published_pattern() -> None:
+    pattern = re.compile(Titled.model_json_schema()["properties"]["title"]["pattern"])
+    assert pattern.search(" x ")
+    assert not pattern.search("   ")
+    assert not pattern.search("x\x00")
+    assert Titled(title=" x ").title == " x "
 
 
 def test_a_multi_line_field_keeps_tab_and_line_breaks_only() -> None:

@@ -53,6 +53,31 @@ class NoControlCharacters:
 SingleLine = NoControlCharacters()
 MultiLine = NoControlCharacters(multiline=True)
 
+# "Something besides white space", as a look-ahead that JSON Schema (ECMA-262) and Python agree on.
+_NOT_BLANK = r"(?=[\s\S]*\S)"
+
+
+@dataclass(frozen=True, slots=True)
+class NotBlank:
+    """``Annotated[str, SingleLine, NotBlank()]``: refuse text that is only white space (422), and
+    fold the rule into the field's published ``pattern`` (after ``SingleLine``/``MultiLine``)."""
+
+    def check(self, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank", "must not be blank")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        pattern = json_schema.get("pattern", "^.*$")
+        json_schema["pattern"] = "^" + _NOT_BLANK + pattern.removeprefix("^")
+        return json_schema
+
 
 def ascii_digits(value: str, *, max_digits: int = 19) -> int | None:
     """The number ``value`` spells in ASCII digits, else None.

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from realtime.rooms.text import (
     BROADCAST_BODY_MAX,
@@ -14,30 +14,12 @@ from realtime.rooms.text import (
     MESSAGE_MAX,
     NAME_MAX,
     TOPIC_MAX,
-    has_control_characters,
 )
+from shared.text import MultiLine, NotBlank, SingleLine
 
-
-def _single_line(value: str) -> str:
-    if has_control_characters(value, multiline=False):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _multi_line(value: str) -> str:
-    if has_control_characters(value, multiline=True):
-        raise ValueError("must not contain control characters other than tab and line breaks")
-    return value
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-Line = Annotated[str, AfterValidator(_single_line)]
-Lines = Annotated[str, AfterValidator(_multi_line)]
+# shared.text's rules, which the OpenAPI document states as a pattern.
+Line = Annotated[str, SingleLine]
+Lines = Annotated[str, MultiLine]
 
 
 class Strict(BaseModel):
@@ -45,7 +27,7 @@ class Strict(BaseModel):
 
 
 class RoomIn(Strict):
-    name: Annotated[Line, Field(min_length=1, max_length=NAME_MAX), AfterValidator(_not_blank)]
+    name: Annotated[Line, Field(min_length=1, max_length=NAME_MAX), NotBlank()]
     topic: Annotated[Lines, Field(max_length=TOPIC_MAX)] = ""
 
 
@@ -59,7 +41,7 @@ class RoomOut(BaseModel):
 
 
 class MessageIn(Strict):
-    text: Annotated[Lines, Field(min_length=1, max_length=MESSAGE_MAX), AfterValidator(_not_blank)]
+    text: Annotated[Lines, Field(min_length=1, max_length=MESSAGE_MAX), NotBlank()]
     client_id: uuid.UUID | None = None
 
 
@@ -86,8 +68,8 @@ class PresenceOut(BaseModel):
 
 
 class BroadcastIn(Strict):
-    title: Annotated[Line, Field(min_length=1, max_length=BROADCAST_TITLE_MAX), AfterValidator(_not_blank)]
-    body: Annotated[Lines, Field(min_length=1, max_length=BROADCAST_BODY_MAX), AfterValidator(_not_blank)]
+    title: Annotated[Line, Field(min_length=1, max_length=BROADCAST_TITLE_MAX), NotBlank()]
+    body: Annotated[Lines, Field(min_length=1, max_length=BROADCAST_BODY_MAX), NotBlank()]
 
 
 class BroadcastAccepted(BaseModel):

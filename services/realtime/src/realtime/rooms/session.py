@@ -13,8 +13,9 @@ from realtime.delivery.subscriber import CLOSE_INTERNAL, Subscriber
 from realtime.rooms.frames import control, error_frame
 from realtime.rooms.hub import Member, RoomHub
 from realtime.rooms.limits import Limits, SayBuckets
-from realtime.rooms.text import MESSAGE_MAX, has_control_characters
+from realtime.rooms.text import MESSAGE_MAX
 from realtime.streams.store import DATABASE_ERRORS
+from shared.text import has_control_characters
 
 MAX_OFFSET = 2**63 - 1
 

@@ -16,8 +16,14 @@ from users.avatars.upload import read_image
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 CACHE_CONTROL = "private, max-age=3600"
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 _IMAGE: dict[str, Any] = {
-    "content": {"multipart/form-data": {}, "image/png": {}, "image/jpeg": {}, "image/webp": {}}
+    "content": {
+        "multipart/form-data": {
+            "schema": {"type": "object", "required": ["file"], "properties": {"file": _BINARY["schema"]}}
+        },
+        **{media: _BINARY for media in ("image/png", "image/jpeg", "image/webp", "image/gif")},
+    }
 }
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from shared.service.dependencies import AdminPrincipal, CurrentPrincipal, SessionDep
+from shared.web.problems import PROBLEM_JSON
 from users.accounts import service as accounts
 from users.deletion import service
 from users.dependencies import ClientIpDep, PasswordsDep, ThrottleDep
@@ -25,7 +26,10 @@ class DeleteMeRequest(BaseModel):
     "/me/delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={403: {"description": "The password is not correct"}},
+    responses={
+        403: {"description": "The password is not correct"},
+        429: {"description": "Too many wrong passwords", "content": {PROBLEM_JSON: {}}},
+    },
 )
 async def delete_me(
     data: DeleteMeRequest,

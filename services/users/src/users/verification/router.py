@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from shared.service.dependencies import CurrentPrincipal, SessionDep
+from shared.web.problems import PROBLEM_JSON
 from users.accounts import service as accounts
 from users.accounts.schemas import UserOut
 from users.dependencies import PasswordsDep
@@ -50,7 +51,12 @@ async def verify_email(data: VerifyEmailRequest, session: SessionDep) -> UserOut
     return UserOut.model_validate(await service.verify_email(session, data.token))
 
 
-@router.post("/verify-email/resend", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@router.post(
+    "/verify-email/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={429: {"description": "One was sent less than a minute ago", "content": {PROBLEM_JSON: {}}}},
+)
 async def resend_verification(caller: CurrentPrincipal, session: SessionDep) -> Accepted:
     """Send the caller another verification e-mail (at most once a minute)."""
     user = await accounts.active_user(session, caller.user_id, for_update=True)
