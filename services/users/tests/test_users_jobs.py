@@ -33,6 +33,7 @@ async def test_the_users_jobs_are_listed_for_admins_only(admin_api: Any) -> None
     assert listed.status_code == 200
     assert {(j["name"], j["schedule"]) for j in listed.json()["items"]} == {
         ("purge-refresh-tokens", "17 3 * * *"),
+        ("purge-verification-tokens", "23 3 * * *"),
         ("purge-login-failures", "*/15 * * * *"),
         ("purge-outbox", "*/10 * * * *"),
     }
@@ -76,3 +77,33 @@ async def test_purges_take_only_what_has_expired(admin_api: Any, clean_db: Any) 
     assert not left & {expired, revoked_long_ago}
     assert failures["detail"] == "deleted 1 rows of login_failures"
     assert left_failures == 1
+
+
+async def test_the_verification_token_purge_takes_only_spent_or_expired_links(
+    admin_api: Any, clean_db: Any
+) -> None:
+    api, admin = admin_api
+    for email in ("old-link@example.com", "new-link@example.com", "used-link@example.com"):
+        await api.register(email)
+    conn = await asyncpg.connect(clean_db.admin_url)
+    try:
+        by_email = (
+            "SELECT t.id FROM users.verification_tokens t JOIN users.users u ON u.id = t.user_id"
+            " WHERE u.email = $1"
+        )
+        old, new, used = [
+            await conn.fetchval(by_email, f"{n}-link@example.com") for n in ("old", "new", "used")
+        ]
+        await conn.execute(
+            "UPDATE users.verification_tokens SET expires_at = now() - interval '2 days' WHERE id = $1", old
+        )
+        await conn.execute(
+            "UPDATE users.verification_tokens SET used_at = now() - interval '2 days' WHERE id = $1", used
+        )
+        run = await run_job(api, admin, "purge-verification-tokens")
+        left = {row["id"] for row in await conn.fetch("SELECT id FROM users.verification_tokens")}
+    finally:
+        await conn.close()
+    assert run["detail"] == "deleted 2 rows of verification_tokens"
+    assert new in left
+    assert not left & {old, used}

@@ -1,8 +1,4 @@
-"""The users service's scheduled jobs (contract section 8), run by shared.jobs on every replica.
-
-``purge-verification-tokens`` is not here yet: this service has no verification tokens to purge
-(contract section 9 brings them); it joins this list with their table.
-"""
+"""The users service's scheduled jobs (contract section 8), run by shared.jobs on every replica."""
 
 from __future__ import annotations
 
@@ -26,17 +22,22 @@ from users.outbox import OUTBOX
 from users.settings import SCHEMA, Settings
 from users.throttling.models import LoginFailure
 from users.tokens.models import RefreshToken
+from users.verification.models import VerificationToken
 
 SERVICE = "users"
 JOBS = jobs_table(Base.metadata)
 JOB_RUNS = job_runs_table(Base.metadata)
 # A token expired or revoked this long ago can no longer tell a replay (family revocation) apart.
 REFRESH_TOKEN_GRACE = timedelta(days=7)
+# Past this, a used or expired verification or reset token matters to nothing: the reset limit counts
+# the last hour's tokens, and a spent link answers the same 400 whether or not its row still exists.
+VERIFICATION_TOKEN_GRACE = timedelta(days=1)
 
 
 def all_jobs(settings: Settings, engine: AsyncEngine) -> list[Job]:
     tokens = cast(Table, RefreshToken.__table__)
     failures = cast(Table, LoginFailure.__table__)
+    verification = cast(Table, VerificationToken.__table__)
     # A failure counts while it is inside the longest throttling window, and not after.
     window = max(settings.login_account_window, settings.login_ip_window)
     return [
@@ -48,6 +49,16 @@ def all_jobs(settings: Settings, engine: AsyncEngine) -> list[Job]:
             lambda now: (
                 (tokens.c.expires_at < now - REFRESH_TOKEN_GRACE)
                 | (tokens.c.revoked_at < now - REFRESH_TOKEN_GRACE)
+            ),
+        ),
+        purge_job(
+            "purge-verification-tokens",
+            "23 3 * * *",
+            engine,
+            verification,
+            lambda now: (
+                (verification.c.expires_at < now - VERIFICATION_TOKEN_GRACE)
+                | (verification.c.used_at < now - VERIFICATION_TOKEN_GRACE)
             ),
         ),
         purge_job(
