@@ -6,6 +6,7 @@ connection's own queue, never with a close or a traceback.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -16,6 +17,8 @@ from realtime.rooms.limits import Limits, SayBuckets
 from realtime.rooms.text import MESSAGE_MAX
 from realtime.streams.store import DATABASE_ERRORS
 from shared.text import has_control_characters
+
+log = logging.getLogger(__name__)
 
 MAX_OFFSET = 2**63 - 1
 
@@ -59,6 +62,7 @@ class RoomSession:
         except Rejected as exc:
             self.subscriber.offer(error_frame(exc.code, exc.room, exc.detail))
         except DATABASE_ERRORS:
+            log.warning("a room frame failed: the store cannot be reached", exc_info=True)
             self.subscriber.close(CLOSE_INTERNAL, "rooms unavailable, reconnect")
 
     async def _dispatch(self, frame: Any) -> None:
