@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from users.settings import DEV_INTERNAL_TOKEN, Settings
+from shared.service.settings import DEV_INTERNAL_TOKEN
+from users.settings import Settings
 
 PROD_KEY = Path("/run/secrets/jwt.pem")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.service.settings import BaseServiceSettings
+from shared.service.settings import DEV_INTERNAL_TOKEN, BaseServiceSettings
 
 # What the users service accepts on /internal/* outside production; production refuses it here too.
-DEV_USERS_SERVICE_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default
+DEV_USERS_SERVICE_TOKEN = DEV_INTERNAL_TOKEN
 
 
 class Settings(BaseServiceSettings):

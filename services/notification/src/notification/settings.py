@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.service.settings import DatabaseServiceSettings
+from shared.service.settings import DEV_INTERNAL_TOKEN, DatabaseServiceSettings
 
 SCHEMA = "notification"
 SERVICE = "notification"
 
 # What the users service accepts on /internal/* outside production; production refuses it here too.
-DEV_USERS_SERVICE_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default
+DEV_USERS_SERVICE_TOKEN = DEV_INTERNAL_TOKEN
 
 # Order statuses that also send an e-mail; ``pending`` is the confirmation sent for order.created.
 # ``paid`` is left out: the customer has just done that themselves and sees it in the app.

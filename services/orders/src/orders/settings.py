@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.service.settings import DatabaseServiceSettings
+from shared.service.settings import DEV_INTERNAL_TOKEN, DatabaseServiceSettings
 
 SCHEMA = "orders"
 
 # The users service accepts this on /internal/* only outside production; production refuses it here too.
-DEV_USERS_SERVICE_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default
+DEV_USERS_SERVICE_TOKEN = DEV_INTERNAL_TOKEN
 
 # The contract promises replays for at least a day; a shorter setting would silently break that.
 MIN_IDEMPOTENCY_RETENTION = timedelta(hours=24)

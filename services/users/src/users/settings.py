@@ -11,12 +11,9 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.service.settings import DatabaseServiceSettings
+from shared.service.settings import DEV_INTERNAL_TOKEN, DatabaseServiceSettings
 
 SCHEMA = "users"
-
-# Accepted on /internal/* only outside production; production refuses it like any placeholder.
-DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default, not a secret
 
 # The admin account can do anything: its password must not be the first guess of anyone.
 MIN_ADMIN_PASSWORD_LENGTH = 12

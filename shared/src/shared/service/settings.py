@@ -19,6 +19,9 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "passwor
 
 # Service credentials (internal tokens) are at least this long in production.
 MIN_TOKEN_LENGTH = 32
+# The service credential users accepts on /internal/* and its clients present, outside production
+# only: every component's production check refuses it like any placeholder.
+DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - a documented development default, not a secret
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/app"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
