@@ -13,6 +13,7 @@ at the end, also after a failure, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
@@ -28,11 +29,13 @@ from types import FrameType
 
 import httpx
 
-from bench.processes import free_port, nginx, standin_users, throwaway_database
+from bench.processes import configure_bench_logging, free_port, nginx, standin_users, throwaway_database
 from bench.wrk import WrkResult, run_wrk
 from shared.db.bootstrap import InfrastructureUnavailable
 from shared.devstack import COMPONENTS, Stack, write_dev_key
 from shared.service.settings import DEFAULT_AMQP_URL
+
+log = logging.getLogger("bench.gateway_bench")
 
 TARGETS = ("direct", "gateway", "nginx")
 
@@ -109,10 +112,9 @@ def table(summaries: dict[str, Summary], args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
     if missing:
-        print(
+        log.info(
             f"The bench needs {' and '.join(missing)}, which is not installed: "
-            f"`apt-get install -y {' '.join(missing)}` (the Makefile's bench target does this).",
-            file=sys.stderr,
+            f"`apt-get install -y {' '.join(missing)}` (the Makefile's bench target does this)."
         )
         return 2
     _unwind_on_signals()
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             "APP_ENV": "development",
             "RATE_LIMIT_SCALE": "1000",
         }
-        print("starting users and the gateway ...", file=sys.stderr)
+        log.info("starting users and the gateway ...")
         if args.standin:
             cleanup.enter_context(standin_users(ports["users"], env, workdir))
             database_url = args.database_url
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         token = access_token(urls["gateway"])
         header = f"Authorization: Bearer {token}"
         path = "/api/v1/users/me"
-        print("warming up ...", file=sys.stderr)
+        log.info("warming up ...")
         for name in TARGETS:
             run_wrk(urls[name] + path, header, threads=args.threads, connections=args.connections, seconds=3)
         results: dict[str, list[WrkResult]] = {name: [] for name in TARGETS}
@@ -164,12 +166,11 @@ def run(args: argparse.Namespace) -> int:
                     seconds=args.duration,
                 )
                 results[name].append(result)
-                print(
+                log.info(
                     f"round {round_no} {name:8} {result.requests_per_second:9,.0f} req/s  "
-                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
-                    file=sys.stderr,
+                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
                 )
-        print(table({name: summarise(results[name]) for name in TARGETS}, args))
+        sys.stdout.write(table({name: summarise(results[name]) for name in TARGETS}, args) + "\n")
     return 0
 
 
@@ -196,12 +197,13 @@ def main() -> int:
     try:
         return run(args)
     except KeyboardInterrupt:
-        print("interrupted; everything was stopped and removed", file=sys.stderr)
+        log.info("interrupted; everything was stopped and removed")
         return 130
     except (RuntimeError, subprocess.SubprocessError, httpx.HTTPError, InfrastructureUnavailable) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
+        log.error(f"bench failed: {exc}")
         return 1
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     sys.exit(main())

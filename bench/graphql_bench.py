@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -33,11 +34,13 @@ from pathlib import Path
 import httpx
 
 from bench.gateway_bench import Summary, _unwind_on_signals, summarise
-from bench.processes import free_port, throwaway_database
+from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.wrk import WrkResult, run_wrk
 from shared.db.bootstrap import InfrastructureUnavailable
 from shared.devstack import COMPONENTS, Stack, write_dev_key
 from shared.service.settings import DEFAULT_AMQP_URL
+
+log = logging.getLogger("bench.graphql_bench")
 
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password"  # noqa: S105 - a throwaway account in a throwaway database
@@ -129,7 +132,7 @@ def table(summaries: dict[str, Summary], per_set: int, args: argparse.Namespace)
 
 def run(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
-        print("The bench needs wrk: `apt-get install -y wrk` (make bench does this).", file=sys.stderr)
+        log.info("The bench needs wrk: `apt-get install -y wrk` (make bench does this).")
         return 2
     _unwind_on_signals()
     with ExitStack() as cleanup:
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             log_dir=workdir / "logs",
         )
         cleanup.callback(stack.stop_all)
-        print("starting users, orders, graphql and the gateway ...", file=sys.stderr)
+        log.info("starting users, orders, graphql and the gateway ...")
         stack.prepare()
         stack.start_all()
         gateway = stack.url("gateway")
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         scripts = lua_scripts(workdir, owners)
         header = f"Authorization: Bearer {admin}"
         urls = {"graphql": gateway + "/graphql", "rest": gateway}
-        print("warming up ...", file=sys.stderr)
+        log.info("warming up ...")
         for name in TARGETS:
             run_wrk(
                 urls[name],
@@ -185,13 +188,12 @@ def run(args: argparse.Namespace) -> int:
                     timeout=10,
                 )
                 results[name].append(result)
-                print(
+                log.info(
                     f"round {round_no} {name:8} {result.requests_per_second:9,.0f} req/s  "
-                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
-                    file=sys.stderr,
+                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
                 )
         summaries = {name: summarise(results[name]) for name in TARGETS}
-        print(table(summaries, int(scripts["requests_per_set"]), args))
+        sys.stdout.write(table(summaries, int(scripts["requests_per_set"]), args) + "\n")
     return 0
 
 
@@ -213,12 +215,13 @@ def main() -> int:
     try:
         return run(args)
     except KeyboardInterrupt:
-        print("interrupted; everything was stopped and removed", file=sys.stderr)
+        log.info("interrupted; everything was stopped and removed")
         return 130
     except (RuntimeError, subprocess.SubprocessError, httpx.HTTPError, InfrastructureUnavailable) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
+        log.error(f"bench failed: {exc}")
         return 1
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     sys.exit(main())

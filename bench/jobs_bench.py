@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -25,11 +26,13 @@ import asyncpg
 import httpx
 
 from bench.orders_bench import token_for
-from bench.processes import free_port, throwaway_database
+from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.vhost import throwaway_vhost
 from bench.wrk import WrkResult, run_wrk
 from shared.devstack import COMPONENTS, Stack, write_dev_key
 from shared.service.settings import DEFAULT_AMQP_URL
+
+log = logging.getLogger("bench.jobs_bench")
 
 # A key per request: wrk's Lua counter, made unique across threads and runs by a random prefix.
 KEYED_ORDER_SCRIPT = """
@@ -105,12 +108,12 @@ def run(args: argparse.Namespace) -> int:
             log_dir=workdir / "logs",
         )
         cleanup.callback(stack.stop_all)
-        print("preparing and starting users, orders, gateway ...", file=sys.stderr)
+        log.info("preparing and starting users, orders, gateway ...")
         stack.prepare()
         stack.start_all()
-        print(f"inserting {args.rows:,} expired idempotency keys ...", file=sys.stderr)
+        log.info(f"inserting {args.rows:,} expired idempotency keys ...")
         fill_s = fill(database_url, args.rows)
-        print(f"  {fill_s:.1f} s", file=sys.stderr)
+        log.info(f"  {fill_s:.1f} s")
         header = f"Authorization: Bearer {token_for(stack.url('gateway'))}"
         script = workdir / "keyed-order.lua"
         script.write_text(KEYED_ORDER_SCRIPT)
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
         alone = rounds_of_wrk(url, header, str(script), args, args.rounds)
-        print(f"without the purge: p99 {[round(r.p99_ms, 1) for r in alone]} ms", file=sys.stderr)
+        log.info(f"without the purge: p99 {[round(r.p99_ms, 1) for r in alone]} ms")
 
         env = {**stack.child_env("orders"), "LOG_FORMAT": "console"}
         started = time.monotonic()
@@ -141,14 +144,11 @@ def run(args: argparse.Namespace) -> int:
         left = old_keys(database_url)
         if left:
             raise RuntimeError(f"{left:,} expired keys are still there: {output}")
-        print(
-            f"during the purge: p99 {[round(r.p99_ms, 1) for r in during]} ms; {output.strip()}",
-            file=sys.stderr,
-        )
+        log.info(f"during the purge: p99 {[round(r.p99_ms, 1) for r in during]} ms; {output.strip()}")
 
         worst_alone = max(r.p99_ms for r in alone)
         worst_during = max(r.p99_ms for r in during)
-        print(
+        sys.stdout.write(
             "\n".join(
                 [
                     f"purge-idempotency-keys over {args.rows:,} expired rows while wrk -t{args.threads} "
@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
                     f"{min(r.requests_per_second for r in during):,.0f} | |",
                 ]
             )
+            + "\n"
         )
     return 0
 
@@ -187,9 +188,10 @@ def main() -> int:
     try:
         return run(args)
     except (RuntimeError, httpx.HTTPError) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
+        log.error(f"bench failed: {exc}")
         return 1
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     sys.exit(main())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import sys
@@ -29,11 +30,13 @@ from pathlib import Path
 import aio_pika
 import orjson
 
-from bench.processes import free_port, throwaway_database
+from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.vhost import throwaway_vhost
 from shared.devstack import COMPONENTS, Stack
 from shared.messaging.events import EXCHANGE, OrderStatusChanged, OrderStatusChangedData
 from shared.service.settings import DEFAULT_AMQP_URL
+
+log = logging.getLogger("bench.notification_bench")
 
 
 def event_for(user_id: uuid.UUID) -> OrderStatusChanged:
@@ -125,7 +128,7 @@ async def measure(amqp_url: str, args: argparse.Namespace) -> tuple[list[float],
         for round_no in range(1, args.rounds + 1):
             rate = await burst(pipeline, args.burst)
             rates.append(rate)
-            print(f"round {round_no}: burst of {args.burst}: {rate:,.0f} events/s", file=sys.stderr)
+            log.info(f"round {round_no}: burst of {args.burst}: {rate:,.0f} events/s")
         lags = await steady(pipeline, args.rate, args.seconds)
         return rates, lags
     finally:
@@ -156,11 +159,11 @@ def run(args: argparse.Namespace) -> int:
             log_dir=workdir / "logs",
         )
         cleanup.callback(stack.stop_all)
-        print("preparing and starting notification ...", file=sys.stderr)
+        log.info("preparing and starting notification ...")
         stack.prepare()
         stack.start_all()
         rates, lags = asyncio.run(measure(amqp_url, args))
-        print(
+        sys.stdout.write(
             "\n".join(
                 [
                     "notification pipeline (order.status_changed -> inbox + notification + outbox -> "
@@ -175,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
                     f"| lag p99 at {args.rate:.0f} events/s (ms) | {percentile(lags, 0.99):.1f} | < 100 |",
                 ]
             )
+            + "\n"
         )
     return 0
 
@@ -196,9 +200,10 @@ def main() -> int:
     try:
         return run(args)
     except (RuntimeError, TimeoutError) as exc:
-        print(f"bench failed: {exc!r}", file=sys.stderr)
+        log.error(f"bench failed: {exc!r}")
         return 1
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     sys.exit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import sys
@@ -29,12 +30,14 @@ import asyncpg
 import httpx
 
 from bench.metrics import buckets, quantile, scrape, value
-from bench.processes import free_port, throwaway_database
+from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.vhost import throwaway_vhost
 from bench.wrk import run_wrk
 from shared.devstack import COMPONENTS, Stack, write_dev_key
 from shared.messaging.events import EXCHANGE
 from shared.service.settings import DEFAULT_AMQP_URL
+
+log = logging.getLogger("bench.orders_bench")
 
 ORDER_SCRIPT = """
 wrk.method = "POST"
@@ -141,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             log_dir=workdir / "logs",
         )
         cleanup.callback(stack.stop_all)
-        print("preparing and starting users, orders, gateway ...", file=sys.stderr)
+        log.info("preparing and starting users, orders, gateway ...")
         stack.prepare()
         stack.start_all()
         tap = bind_tap(amqp_url)
@@ -198,12 +201,11 @@ def run(args: argparse.Namespace) -> int:
                 }
             )
             r = rounds[-1]
-            print(
+            log.info(
                 f"round {round_no}: {r['rps']:,.0f} orders/s, orders CPU {r['cpu']:.2f} ms/order, "
                 f"p50 {r['p50']:.1f} ms p99 {r['p99']:.1f} ms; "
                 f"relay lag p50 {r['lag50']:.1f} ms p99 {r['lag99']:.1f} ms over {r['rows']:,} rows "
-                f"(histogram p99 {r['hist99']:.0f} ms); max pending {r['pending']:.0f}",
-                file=sys.stderr,
+                f"(histogram p99 {r['hist99']:.0f} ms); max pending {r['pending']:.0f}"
             )
         created = value(scrape(orders), "outbox_published_total")
         depth = queue_depth(amqp_url, tap)
@@ -211,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         def median(key: str) -> float:
             return statistics.median(r[key] for r in rounds)
 
-        print(
+        sys.stdout.write(
             "\n".join(
                 [
                     f"POST /api/v1/orders through the gateway, wrk -t{args.threads} -c{args.connections} "
@@ -229,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
                     f"| events confirmed / order.created in the tap | {created:,.0f} / {depth:,} | equal |",
                 ]
             )
+            + "\n"
         )
     return 0
 
@@ -250,9 +253,10 @@ def main() -> int:
     try:
         return run(args)
     except (RuntimeError, httpx.HTTPError) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
+        log.error(f"bench failed: {exc}")
         return 1
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     sys.exit(main())

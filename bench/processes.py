@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -17,7 +18,10 @@ from pathlib import Path
 import httpx
 
 from shared.db.bootstrap import drop_database
+from shared.observability.logs import configure_logging
 from shared.service.settings import with_database
+
+log = logging.getLogger("bench.processes")
 
 NGINX_CONF = """
 worker_processes 1;
@@ -64,7 +68,7 @@ def throwaway_database(server_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(drop_database(url))
-        print(f"dropped database {url.rsplit('/', 1)[-1]}", file=sys.stderr)
+        log.info(f"dropped database {url.rsplit('/', 1)[-1]}")
 
 
 @contextmanager
@@ -127,3 +131,9 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 15.0
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def configure_bench_logging() -> None:
+    """Progress lines through the house logger on stderr; the figures go to stdout as a table."""
+    configure_logging("bench", "INFO", "console")
+    logging.getLogger("httpx").setLevel(logging.WARNING)

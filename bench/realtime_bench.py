@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import sys
@@ -26,10 +27,12 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.processes import free_port, throwaway_database
+from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.vhost import throwaway_vhost
 from shared.devstack import COMPONENTS, Stack, write_dev_key
 from shared.service.settings import DEFAULT_AMQP_URL
+
+log = logging.getLogger("bench.realtime_bench")
 
 ORDER = {
     "currency": "USD",
@@ -97,7 +100,7 @@ async def measure(gateway: str, args: argparse.Namespace) -> tuple[list[float], 
                     for i in range(first, first + 50)
                 )
             )
-        print(f"{len(clients.sockets)} WebSockets open through the gateway", file=sys.stderr)
+        log.info(f"{len(clients.sockets)} WebSockets open through the gateway")
         created: dict[str, float] = {}
         total = int(args.rate * args.seconds)
         start = time.perf_counter()
@@ -142,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             log_dir=workdir / "logs",
         )
         cleanup.callback(stack.stop_all)
-        print("preparing and starting users, orders, realtime, gateway ...", file=sys.stderr)
+        log.info("preparing and starting users, orders, realtime, gateway ...")
         stack.prepare()
         stack.start_all()
         latencies, created, wanted = asyncio.run(measure(stack.url("gateway"), args))
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         def pct(q: float) -> float:
             return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
-        print(
+        sys.stdout.write(
             "\n".join(
                 [
                     f"201 -> order.created frame through the gateway, {args.clients} WebSockets "
@@ -167,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
                     f"| mean (ms) | {statistics.fmean(latencies) if latencies else float('nan'):.1f} | |",
                 ]
             )
+            + "\n"
         )
     return 0
 
@@ -188,9 +192,10 @@ def main() -> int:
     try:
         return run(args)
     except (RuntimeError, httpx.HTTPError, OSError) as exc:
-        print(f"bench failed: {exc!r}", file=sys.stderr)
+        log.error(f"bench failed: {exc!r}")
         return 1
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     sys.exit(main())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import statistics
 import sys
@@ -31,11 +32,13 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.processes import free_port, throwaway_database
+from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.realtime_bench import ORDER, tokens_for
 from bench.vhost import throwaway_vhost
 from shared.devstack import COMPONENTS, Stack, write_dev_key
 from shared.service.settings import DEFAULT_AMQP_URL
+
+log = logging.getLogger("bench.rooms_bench")
 
 
 class Room:
@@ -90,7 +93,7 @@ async def measure(gateway: str, replica_two: str, args: argparse.Namespace) -> d
                     for i in range(first, min(args.members, first + 50))
                 )
             )
-        print(f"{len(members)} members in the room", file=sys.stderr)
+        log.info(f"{len(members)} members in the room")
         total = int(args.rate * args.seconds)
         start = time.perf_counter()
 
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace, fanout: str) -> dict[str, Any]:
             log_dir=workdir / "logs-two",
         )
         cleanup.callback(two.stop_all)
-        print(f"[{fanout}] starting users, orders, two realtime replicas, gateway ...", file=sys.stderr)
+        log.info(f"[{fanout}] starting users, orders, two realtime replicas, gateway ...")
         stack.prepare()
         stack.start_all()
         two.start_all()
@@ -216,11 +219,12 @@ def main() -> int:
     try:
         results = {mode: run(args, mode) for mode in modes}
     except (RuntimeError, httpx.HTTPError, OSError) as exc:
-        print(f"bench failed: {exc!r}", file=sys.stderr)
+        log.error(f"bench failed: {exc!r}")
         return 1
-    print(report(args, results))
+    sys.stdout.write(report(args, results) + "\n")
     return 0
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     raise SystemExit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import subprocess
 import sys
@@ -24,8 +25,10 @@ from collections.abc import Awaitable, Callable
 import httpx
 import uvloop
 
-from bench.processes import free_port
+from bench.processes import configure_bench_logging, free_port
 from shared.http import PoolTransport, UpstreamPool
+
+log = logging.getLogger("bench.transport_bench")
 
 BODY = b'{"id":"%s","email":"bench@example.com","full_name":"Bench","roles":["user"],"is_active":true}' % (
     str(uuid.uuid4()).encode()
@@ -113,9 +116,7 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[tuple[fl
             for name, call in calls.items():
                 results[name].append(await cpu_per_call(call, args.calls, args.concurrency))
                 cpu, rate = results[name][-1]
-                print(
-                    f"round {round_no}: {name}: {cpu:.0f} µs CPU/call, {rate:,.0f} calls/s", file=sys.stderr
-                )
+                log.info(f"round {round_no}: {name}: {cpu:.0f} µs CPU/call, {rate:,.0f} calls/s")
     finally:
         await plain.aclose()
         await fast.aclose()
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         cpu = statistics.median(c for c, _ in results[name])
         rate = statistics.median(r for _, r in results[name])
         lines.append(f"| {name} | {cpu:.0f} | {cpu / bare:.1f} | {rate:,.0f} |")
-    print("\n".join(lines))
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -162,9 +163,10 @@ def main() -> int:
     try:
         return run(args)
     except (RuntimeError, httpx.HTTPError) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
+        log.error(f"bench failed: {exc}")
         return 1
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     sys.exit(main())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import subprocess
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import _wait_http, free_port, throwaway_database
+from bench.processes import _wait_http, configure_bench_logging, free_port, throwaway_database
 from bench.vhost import throwaway_vhost
+
+log = logging.getLogger("bench.users_signup_flood")
 
 PASSWORD = "a long enough password"  # noqa: S105 - a bench account's, in a throwaway database
 
@@ -109,9 +112,10 @@ def main() -> int:
             process.terminate()
             process.wait(timeout=30)
     for name, value in result.items():
-        print(f"{name:24} {value}")
+        sys.stdout.write(f"{name:24} {value}" + "\n")
     return 0
 
 
 if __name__ == "__main__":
+    configure_bench_logging()
     sys.exit(main())
