@@ -239,3 +239,84 @@ def test_a_batch_is_refused_and_a_request_without_token_never_reaches_graphql(st
     assert [error["extensions"]["code"] for error in batch.json()["errors"]] == ["BAD_USER_INPUT"]
     anonymous = httpx.post(url, json={"query": "{ me { id } }"}, timeout=10)
     assert anonymous.status_code == 401
+
+
+HOSTILE_MUTATIONS: list[tuple[str, str, dict[str, Any], str]] = [
+    # (what, query, variables, the extensions.code expected)
+    (
+        "control character",
+        "mutation($n: String!) { updateMe(fullName: $n) { id } }",
+        {"n": "a\u0000b"},
+        "BAD_USER_INPUT",
+    ),
+    (
+        "oversized name",
+        "mutation($n: String!) { updateMe(fullName: $n) { id } }",
+        {"n": "x" * 101},
+        "BAD_USER_INPUT",
+    ),
+    ("wrong type", "mutation($n: String!) { updateMe(fullName: $n) { id } }", {"n": 5}, "BAD_USER_INPUT"),
+    (
+        "control character in an item",
+        CREATE_ORDER,
+        {
+            "input": {
+                "currency": "USD",
+                "items": [{"sku": "SKU-1", "name": "bell\u0007", "quantity": 1, "unitPriceCents": 1}],
+            }
+        },
+        "BAD_USER_INPUT",
+    ),
+    ("not an id", "mutation($id: ID!) { payOrder(id: $id) { id } }", {"id": "../admin"}, "BAD_USER_INPUT"),
+    (
+        "nobody's notification",
+        "mutation($id: ID!) { markNotificationRead(id: $id) { id } }",
+        {"id": str(uuid.uuid4())},
+        "NOT_FOUND",
+    ),
+    (
+        "wrong type for first",
+        "query($f: Int) { orders(first: $f) { edges { cursor } } }",
+        {"f": "ten"},
+        "BAD_USER_INPUT",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "query", "variables", "code"), HOSTILE_MUTATIONS, ids=[h[0] for h in HOSTILE_MUTATIONS]
+)
+async def test_hostile_arguments_get_their_code_and_change_nothing(
+    stack: Stack, what: str, query: str, variables: dict[str, Any], code: str
+) -> None:
+    alice = new_account(stack.url("gateway"))
+    async with http_session(stack, alice.token) as session:
+        errors, _ = await refused(session, query, variables)
+        assert [error["extensions"]["code"] for error in errors] == [code], (what, errors)
+        me = await session.execute(GraphQLRequest("{ me { fullName } orders { edges { cursor } } }"))
+    assert me["me"]["fullName"] == "Graph Q"
+    assert me["orders"]["edges"] == []
+
+
+@pytest.mark.parametrize("mutation", ["payOrder", "cancelOrder"])
+async def test_someone_elses_order_cannot_be_moved(stack: Stack, mutation: str) -> None:
+    alice, bob = new_account(stack.url("gateway")), new_account(stack.url("gateway"))
+    async with http_session(stack, alice.token) as session:
+        created = await session.execute(GraphQLRequest(CREATE_ORDER, variable_values={"input": ORDER_INPUT}))
+    order_id = created["createOrder"]["id"]
+    async with http_session(stack, bob.token) as session:
+        errors, _ = await refused(
+            session, f"mutation($id: ID!) {{ {mutation}(id: $id) {{ id }} }}", {"id": order_id}
+        )
+    assert [error["extensions"]["code"] for error in errors] == ["NOT_FOUND"]
+    async with http_session(stack, alice.token) as session:
+        again = await session.execute(
+            GraphQLRequest("query($id: ID!) { order(id: $id) { status } }", variable_values={"id": order_id})
+        )
+    assert again["order"]["status"] == "PENDING"
+
+
+def test_without_a_token_the_gateway_answers_401(stack: Stack) -> None:
+    answer = httpx.post(stack.url("gateway") + "/graphql", json={"query": "{ me { id } }"}, timeout=10)
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"].startswith("Bearer")

@@ -209,3 +209,32 @@ async def test_broadcasts_are_for_admins_and_reach_websocket_and_sse(
                 assert event["event"] == "broadcast"
                 assert "id" not in event
                 assert json.loads(event["data"]) == frame
+
+
+ROOM = "00000000-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/rooms"),
+        ("GET", "/api/v1/rooms"),
+        ("GET", f"/api/v1/rooms/{ROOM}"),
+        ("DELETE", f"/api/v1/rooms/{ROOM}"),
+        ("GET", f"/api/v1/rooms/{ROOM}/messages"),
+        ("POST", f"/api/v1/rooms/{ROOM}/messages"),
+        ("GET", f"/api/v1/rooms/{ROOM}/presence"),
+        ("POST", "/api/v1/broadcasts"),
+    ],
+)
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic YTpi", "Bearer " + "x" * 5000])
+async def test_every_rooms_route_needs_a_valid_token(
+    shared_server: Any, method: str, path: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    body = {"name": "x", "text": "x", "title": "x", "body": "x"} if method == "POST" else None
+    async with httpx.AsyncClient(base_url=shared_server.url) as client:
+        response = await client.request(method, path, json=body, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["content-type"].startswith("application/problem+json")
