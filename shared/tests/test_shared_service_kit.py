@@ -47,6 +47,18 @@ def test_the_database_names_follow_the_env_prefix(monkeypatch: pytest.MonkeyPatc
     assert KitSettings().service_database_url() == "postgresql://custom@elsewhere/app"
 
 
+def test_the_service_url_is_not_taken_for_the_shared_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ``<PREFIX>DATABASE_URL`` is also ``<prefix>`` + ``database_url``: pydantic-settings would read it into
+    # the shared field too, and ``bootstrap-db`` would then log in as the service role.
+    monkeypatch.setenv("KIT_DATABASE_URL", "postgresql://kit:pw@elsewhere/app")
+    settings = KitSettings()
+    assert settings.database_url == "postgresql://postgres@127.0.0.1:5432/app"
+    assert settings.service_database_url() == "postgresql://kit:pw@elsewhere/app"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://admin@db/app")
+    assert KitSettings().database_url == "postgresql://admin@db/app"
+    assert KitSettings(database_url="postgresql://init@db/app").database_url == "postgresql://init@db/app"
+
+
 def test_production_needs_the_database_password_unless_a_whole_url_is_given() -> None:
     with pytest.raises(ValidationError, match="KIT_DB_PASSWORD"):
         KitSettings(environment="production")

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 if TYPE_CHECKING:
     from shared.db.bootstrap import ServiceDatabase
@@ -127,6 +128,17 @@ class DatabaseServiceSettings(BaseServiceSettings):
         cls.model_fields["db_role"].default = f"{cls.database_schema}_svc"
         cls.model_rebuild(force=True)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _SharedUrlOnlyByAlias(env_settings), dotenv_settings, file_secret_settings
+
     def secret_fields(self) -> dict[str, SecretStr | None]:
         if self.service_url is not None:
             return {}
@@ -146,6 +158,28 @@ class DatabaseServiceSettings(BaseServiceSettings):
 
     def _password(self) -> str | None:
         return self.db_password.get_secret_value() if self.db_password else None
+
+
+class _SharedUrlOnlyByAlias(PydanticBaseSettingsSource):
+    """The environment, except that the shared ``database_url`` is read from ``DATABASE_URL`` alone.
+
+    With ``populate_by_name`` pydantic-settings also reads an aliased field from ``<prefix><field name>``,
+    which for ``database_url`` is ``<PREFIX>DATABASE_URL``: the service role's own URL would become the
+    shared one (and ``bootstrap-db`` would log in as the service role). The alias wins when both are
+    set, so a ``database_url`` key in the environment's answer can only have come from the prefixed name.
+    """
+
+    def __init__(self, env: PydanticBaseSettingsSource) -> None:
+        super().__init__(env.settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._env.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._env()
+        values.pop("database_url", None)
+        return values
 
 
 def with_credentials(url: str, user: str, password: str | None) -> str:
