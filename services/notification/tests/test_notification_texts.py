@@ -6,7 +6,7 @@ import uuid
 
 from notification.email import templates
 from notification.email.sender import RetryPolicy
-from notification.events import wording
+from notification.notifications import wording
 
 ORDER = uuid.UUID("1b2c3d4e-0000-4000-8000-000000000000")
 

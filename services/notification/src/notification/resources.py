@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notification import jobs
+from notification.database import inbox
 from notification.email.sender import EmailMetrics, EmailSender, RetryPolicy
 from notification.email.smtp import SmtpTransport
-from notification.events.consumer import build_consumer
-from notification.events.handlers import EventHandlers
+from notification.notifications.handlers import EventHandlers
 from notification.settings import SCHEMA, SERVICE, Settings
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
@@ -25,6 +25,7 @@ from shared.messaging.broker import BrokerLink
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.consumer_metrics import ConsumerMetrics
 from shared.messaging.outbox_metrics import OutboxMetrics
+from shared.messaging.topology import Topology
 from shared.web.health import ReadinessCheck
 
 
@@ -86,7 +87,18 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
             public_url=settings.public_url,
             email_order_statuses=settings.email_order_statuses,
         )
-        consumer = build_consumer(settings, sessions, handlers, metrics.consumer)
+        mapping = handlers.mapping()
+        consumer = EventConsumer(
+            amqp_url=settings.amqp_url,
+            # Queue notification.events, delay queues notification.retry.<n>, DLQ notification.dlq.
+            topology=Topology(SERVICE, sorted(mapping), retry_delays=tuple(settings.retry_delays)),
+            handlers=mapping,
+            sessionmaker=sessions,
+            inbox=inbox,
+            metrics=metrics.consumer,
+            prefetch=settings.consumer_prefetch,
+            prepare=handlers.prepare,
+        )
         sender = EmailSender(
             engine=engine,
             transport=SmtpTransport(settings),

@@ -24,8 +24,8 @@ from notification.contacts.models import Contact
 from notification.email import account, templates
 from notification.email.outbound import enqueue
 from notification.erasure import service as erasure
-from notification.events import wording
 from notification.notifications import service as notifications
+from notification.notifications import wording
 from notification.report import counts
 from shared.db.unit_of_work import UnitOfWork
 from shared.messaging.consumer import Handler
