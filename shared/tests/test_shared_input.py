@@ -194,6 +194,6 @@ def test_the_openapi_document_lists_each_operations_rejections_as_problems() -> 
         assert changed[status]["content"] == {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         }
-    assert set(document["paths"]["/plain"]["get"]["responses"]) == {"200", "422"}
+    assert set(document["paths"]["/plain"]["get"]["responses"]) == {"200", "422", "503"}
     assert "HTTPValidationError" not in str(document)
     assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status", "detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -10,14 +11,19 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from shared.db.errors import is_data_error
+from shared.db.errors import is_data_error, is_unavailable
 from shared.errors import AppError, ValidationFailed
 from shared.observability.request_id import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
+# Seconds a client is told to wait after a 503 for a busy or unreachable database.
+DATABASE_RETRY_AFTER = 2
+
+log = logging.getLogger(__name__)
 
 
 def problem_body(
@@ -118,6 +124,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
+        if is_unavailable(exc):
+            # Not the client's fault and not a bug: overload or an outage, which the client may retry.
+            log.warning("database unavailable", extra={"error": type(exc).__name__, "path": request.url.path})
+            return problem_response(
+                503,
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+                title="Service Unavailable",
+                detail="The service's database cannot take the request now; try again shortly.",
+                type_slug="database-unavailable",
+                instance=request.url.path,
+            )
         # Validation should have refused the value already; this keeps one that slipped through a 4xx.
         if not is_data_error(exc):
             raise exc
@@ -132,6 +149,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PoolTimeout, on_database_error)
+    app.add_exception_handler(ConnectionError, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
 
@@ -186,7 +205,10 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             if operation is None:
                 continue
             responses: dict[str, Any] = operation.setdefault("responses", {})
-            expected = {"422": "The request is not valid"}
+            expected = {
+                "422": "The request is not valid",
+                "503": "Overloaded, or a service or database it needs is down: retry after Retry-After",
+            }
             if operation.get("security"):
                 expected |= {"401": "No valid access token", "403": "Not allowed for this caller"}
             if "{" in path:
