@@ -8,9 +8,14 @@ from typing import Any
 import asyncpg
 import jwt
 import pytest
+from aio_pika.abc import AbstractQueue
 from pydantic import SecretStr
 
 from users.app import create_app
+
+from .test_users_verification import mails, next_mail
+
+__all__ = ["mails"]  # a fixture, used by name
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +123,21 @@ async def test_an_existing_user_is_promoted_when_asked_and_loses_its_sessions(
     promoted = [r for r in caplog.records if r.getMessage() == "admin account updated"]
     assert promoted
     assert promoted[-1].levelname == "WARNING"
+
+
+async def test_a_promotion_spends_the_reset_links_of_whoever_held_the_account(
+    run_app: Any, mails: AbstractQueue
+) -> None:
+    # The squatter asks for a reset link before the operator promotes the account...
+    await register_and_sign_in(run_app)
+    await next_mail(mails)  # the welcome e-mail
+    async with run_app() as (_, client):
+        asked = await client.post("/api/v1/auth/password-reset", json={"email": "boss@example.com"})
+        assert asked.status_code == 202
+    link = await next_mail(mails)
+    # ...and must not be able to choose the admin's password with it afterwards.
+    async with run_app(**ADMIN, admin_promote_existing=True) as (_, client):
+        confirm = {"token": link.data.token, "new_password": "the squatter's choice"}
+        assert (await client.post("/api/v1/auth/password-reset/confirm", json=confirm)).status_code == 400
+        form = {"grant_type": "password", "username": "boss@example.com", "password": "boss password"}
+        assert (await client.post("/api/v1/auth/token", data=form)).status_code == 200

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,7 +12,7 @@ from shared.db.unit_of_work import unit_of_work
 from users.accounts.models import ROLE_ADMIN, ROLE_USER, User
 from users.accounts.passwords import Passwords
 from users.accounts.repository import UserRepository
-from users.tokens.repository import RefreshTokenRepository
+from users.verification.service import password_changed
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +76,9 @@ async def ensure_admin(
         elif verification.new_hash:
             user.password_hash = verification.new_hash
         if "password" in changed:
-            # Whoever held the account before the password was replaced must not keep a session.
-            await RefreshTokenRepository(uow.session).revoke_all_for_user(user.id, datetime.now(UTC))
+            # Whoever held the account before the password was replaced must not keep a session, nor
+            # a reset link that would let them choose the admin's password again.
+            await password_changed(uow.session, user.id)
         if changed:
             await repo.flush(user)
             level = logging.WARNING if "promoted" in changed else logging.INFO
