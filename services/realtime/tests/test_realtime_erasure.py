@@ -7,7 +7,9 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from realtime_testing import Frames, order_created, publish, status_changed, ws_connect
 from shared.messaging.events import UserDeleted, UserDeletedData
@@ -63,3 +65,15 @@ async def test_user_deleted_closes_the_users_sockets_and_erases_their_stream(
         assert len(await bob_frames.events(1)) == 1
         assert not bob_ws.close_code
     assert await _rows_of(realtime_db, alice) == 0
+
+    # Her access token is still valid until it expires, but no stream of hers opens again.
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_connect(shared_server.ws_url, issuer.token(alice)):
+            pass
+    assert refused.value.response.status_code == 403
+    async with httpx.AsyncClient() as client:
+        sse = await client.get(
+            shared_server.url + "/api/v1/events/stream", params={"token": issuer.token(alice)}
+        )
+    assert sse.status_code == 403
+    assert sse.headers["content-type"] == "application/problem+json"

@@ -6,10 +6,10 @@ import uuid
 
 from starlette.datastructures import Headers, QueryParams
 
-from realtime.delivery.leases import ConnectionLeases
+from realtime.delivery.leases import AccountErased, ConnectionLeases
 from realtime.streams.store import DATABASE_ERRORS
 from shared.auth.verifier import Principal, TokenVerifier, bearer_token
-from shared.errors import TooManyRequests, Unauthorized, UpstreamUnavailable, ValidationFailed
+from shared.errors import Forbidden, TooManyRequests, Unauthorized, UpstreamUnavailable, ValidationFailed
 from shared.text import ascii_digits
 
 MAX_OFFSET = 2**63 - 1
@@ -47,9 +47,12 @@ def parse_since(value: str | None, *, source: str) -> int | None:
 
 
 async def take_lease(leases: ConnectionLeases, caller: Principal) -> uuid.UUID:
-    """One of the caller's connection slots across replicas; 429 when all are taken."""
+    """One of the caller's connection slots across replicas; 429 when all are taken, 403 for a user
+    deleted while their access token is still valid."""
     try:
         lease = await leases.acquire(caller.user_id)
+    except AccountErased as exc:
+        raise Forbidden("This account has been deleted.") from exc
     except DATABASE_ERRORS as exc:
         raise UpstreamUnavailable("The stream store cannot be reached.", retry_after=5) from exc
     if lease is None:

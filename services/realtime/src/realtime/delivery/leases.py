@@ -31,6 +31,10 @@ _LOCK_SEED = 0x4C45_4153  # "LEAS"
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(CAST(:user_id AS text), :seed))").bindparams(
     bindparam("user_id", type_=Uuid), bindparam("seed", type_=Integer)
 )
+# A deleted user's access token stays valid until it expires; their streams must not reopen meanwhile.
+_ERASED = text("SELECT EXISTS (SELECT 1 FROM realtime.erased_users WHERE user_id = :user_id)").bindparams(
+    bindparam("user_id", type_=Uuid)
+)
 # A new snapshot after the lock: leases another replica committed while this one waited are counted.
 _TAKE = text(
     """
@@ -70,6 +74,10 @@ _PURGE = text(
 BATCH = 5000
 
 
+class AccountErased(Exception):
+    """The user was deleted (``user.deleted``): no stream of theirs opens again."""
+
+
 class ConnectionLeases:
     """This replica's leases; ``acquire`` at a handshake, ``release`` when the connection ends."""
 
@@ -86,10 +94,12 @@ class ConnectionLeases:
         return len(self._held)
 
     async def acquire(self, user_id: uuid.UUID) -> uuid.UUID | None:
-        """A lease for one more connection of ``user_id``, or None at the limit (raises when the
-        database cannot answer: ``DATABASE_ERRORS``)."""
+        """A lease for one more connection of ``user_id``, or None at the limit; ``AccountErased`` for a
+        deleted user (raises ``DATABASE_ERRORS`` when the database cannot answer)."""
         lease = uuid.uuid4()
         async with self.engine.begin() as conn:
+            if await conn.scalar(_ERASED, {"user_id": user_id}):
+                raise AccountErased(str(user_id))
             await conn.execute(_LOCK, {"user_id": user_id, "seed": _LOCK_SEED})
             taken = await conn.scalar(
                 _TAKE,
