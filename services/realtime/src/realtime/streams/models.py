@@ -74,6 +74,8 @@ ERASED_USERS = Table(
 )
 
 INBOX = inbox_table(METADATA)
+# trim-streams deletes the inbox rows older than the retention by this column, in batches.
+Index("ix_inbox_handled_at", INBOX.c.handled_at)
 
 # The scheduled jobs' state and runs (shared.jobs).
 JOBS = jobs_table(METADATA)
