@@ -10,8 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from graphql_api.schema import sdl
+from graphql_api.services import Services
 from graphql_api.settings import Settings
-from graphql_testing import GraphQLClient
+from graphql_testing import GraphQLClient, settings
+from shared.http import PoolTransport
 
 SCHEMA_FILE = Path(__file__).resolve().parents[3] / "docs" / "schema.graphql"
 
@@ -80,3 +82,10 @@ def test_production_refuses_the_development_service_token() -> None:
         ).port
         == 8005
     )
+
+
+async def test_every_service_is_reached_over_the_shared_fast_transport() -> None:
+    async with Services.open(settings()) as services:
+        assert set(services.clients) == {"users", "orders", "notification", "realtime"}
+        for client in services.clients.values():
+            assert isinstance(client._transport, PoolTransport)
