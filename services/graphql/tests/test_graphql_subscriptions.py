@@ -67,7 +67,7 @@ class FakeRealtime:
     sends one and closes with 4401; ``refuse`` refuses the handshake; ``flood`` sends big events (big
     messages of the room joined, if one is) until the connection is closed from the other side;
     ``room`` answers a join with what a room sends and then closes the room; ``no_room`` answers it with
-    realtime's not_found error frame."""
+    realtime's not_found error frame; ``broken`` sends an event frame without its fields."""
 
     scenario: str = "events"
     count: int = 3
@@ -93,6 +93,8 @@ class FakeRealtime:
             if self.scenario == "flood":
                 await self.flood(ws)
                 return
+            if self.scenario == "broken":
+                await ws.send_json({"type": "event", "offset": 1})
             for offset in range(1, self.count + 1):
                 await ws.send_json(frame(offset))
             if self.scenario == "expire":
@@ -395,3 +397,27 @@ async def test_room_messages_refuses_bad_arguments_before_realtime_is_called(
     assert error_codes(message) == ["BAD_USER_INPUT"]
     assert message["payload"]["errors"][0]["extensions"]["errors"][0]["field"] == field
     assert fake.handshakes == []
+
+
+async def test_a_subscription_refused_before_it_runs_carries_its_code(
+    realtime: tuple[FakeRealtime, str],
+) -> None:
+    fake, realtime_url = realtime
+    with graphql_server(realtime_url) as graphql:
+        async with subscribed(graphql.url, fake.keys.token(), since="1") as ws:  # type: ignore[arg-type]
+            message = await next_message(ws)
+    assert message["type"] == "error"
+    assert error_codes(message) == ["BAD_USER_INPUT"]
+    assert fake.handshakes == []
+
+
+async def test_a_frame_realtime_should_never_send_ends_the_subscription_as_internal(
+    realtime: tuple[FakeRealtime, str],
+) -> None:
+    fake, realtime_url = realtime
+    fake.scenario = "broken"
+    with graphql_server(realtime_url) as graphql:
+        async with subscribed(graphql.url, fake.keys.token()) as ws:
+            message = await next_message(ws)
+    assert error_codes(message) == ["INTERNAL"]
+    assert message["payload"]["errors"][0]["message"] == "An unexpected error occurred."

@@ -38,6 +38,7 @@ from graphql_api.errors import (
     UNAUTHENTICATED,
     ApiError,
     bad_input,
+    internal,
     unavailable,
 )
 from graphql_api.schema.scalars import JSON
@@ -143,14 +144,18 @@ async def _read(
     the subscriber falls too far behind."""
     with contextlib.suppress(ConnectionClosed):
         async for raw in upstream:
-            frame = orjson.loads(raw)
-            if not isinstance(frame, dict):
-                continue
             try:
-                item = translate(frame)
+                frame = orjson.loads(raw)
+                item = translate(frame) if isinstance(frame, dict) else None
             except ApiError as error:
                 _replace_tail(queue, _Closed(error, None))
                 return  # the subscription closes realtime's connection once it reaches the error
+            except (KeyError, TypeError, ValueError):
+                # Not what realtime sends: a bug on one side, ended here rather than leaving the
+                # subscriber waiting on a reader that is gone.
+                log.exception("realtime sent a frame that does not follow the contract")
+                _replace_tail(queue, _Closed(internal(), None))
+                return
             if item is None:
                 continue
             if queue.full():
