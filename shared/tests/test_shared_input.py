@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.engine import make_engine
-from shared.db.pagination import Cursor
+from shared.db.pagination import Cursor, OffsetCursor
 from shared.errors import ValidationFailed
 from shared.service.dependencies import PageParamsDep
 from shared.text import MultiLine, NotBlank, SingleLine, ascii_digits
@@ -99,6 +99,30 @@ CRAFTED = [
 def test_a_crafted_cursor_is_a_validation_error(cursor: str) -> None:
     with pytest.raises(ValidationFailed):
         Cursor.decode(cursor)
+
+
+OFFSET_CRAFTED = [
+    "not base64!",
+    _encoded([1]),
+    _encoded({"o": 0}),
+    _encoded({"o": -1}),
+    _encoded({"o": 2**63}),
+    _encoded({"o": "5"}),
+    _encoded({"o": True}),
+    _encoded({"o": 1.5}),
+    _encoded({"t": "2026-01-01T00:00:00+00:00", "i": GOOD_ID}),  # a keyset cursor is not an offset
+]
+
+
+@pytest.mark.parametrize("cursor", OFFSET_CRAFTED)
+def test_a_crafted_offset_cursor_is_a_validation_error(cursor: str) -> None:
+    with pytest.raises(ValidationFailed):
+        OffsetCursor.decode(cursor)
+
+
+def test_an_offset_cursor_round_trips() -> None:
+    for offset in (1, 17, 2**63 - 1):
+        assert OffsetCursor.decode(OffsetCursor(offset).encode()) == OffsetCursor(offset)
 
 
 def test_a_cursor_round_trips() -> None:

@@ -15,12 +15,14 @@ import httpx
 import pytest
 from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
-from gql.transport.exceptions import TransportQueryError
+from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
+from websockets.exceptions import InvalidStatus
 
 from graphql_api.limits import MAX_ALIASES, MAX_DEPTH, MAX_QUERY_BYTES
 from shared.devstack import Stack
+from shared.testing.waits import eventually
 
 from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from .opsstack import PASSWORD, running_stack
@@ -72,15 +74,21 @@ def login(gateway: str, email: str, password: str) -> str:
     return token
 
 
-def new_account(gateway: str) -> Account:
+def new_account(gateway: str, full_name: str = "Graph Q") -> Account:
     email = f"gql-{uuid.uuid4().hex[:10]}@example.com"
     created = httpx.post(
         gateway + "/api/v1/auth/register",
-        json={"email": email, "password": PASSWORD, "full_name": "Graph Q"},
+        json={"email": email, "password": PASSWORD, "full_name": full_name},
         timeout=10,
     )
     assert created.status_code == 201, created.text
     return Account(created.json()["id"], login(gateway, email, PASSWORD))
+
+
+def subscription_transport(stack: Stack, token: str | None) -> WebsocketsTransport:
+    query = f"?token={token}" if token else ""
+    ws_url = stack.url("gateway").replace("http://", "ws://") + "/graphql" + query
+    return WebsocketsTransport(url=ws_url, subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL])
 
 
 @asynccontextmanager
@@ -101,8 +109,7 @@ async def refused(session: AsyncClientSession, query: str, variables: dict[str, 
 
 async def test_an_order_created_by_mutation_arrives_on_the_events_subscription(stack: Stack) -> None:
     alice = new_account(stack.url("gateway"))
-    ws_url = stack.url("gateway").replace("http://", "ws://") + f"/graphql?token={alice.token}"
-    subscription = WebsocketsTransport(url=ws_url, subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL])
+    subscription = subscription_transport(stack, alice.token)
     async with Client(transport=subscription) as live, http_session(stack, alice.token) as session:
         events = live.subscribe(
             GraphQLRequest("subscription { events(since: 0) { offset id event data ts } }")
@@ -320,3 +327,303 @@ def test_without_a_token_the_gateway_answers_401(stack: Stack) -> None:
     answer = httpx.post(stack.url("gateway") + "/graphql", json={"query": "{ me { id } }"}, timeout=10)
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+# ---- rooms (contract sections 6 and 7) --------------------------------------------------------------
+
+CREATE_ROOM = """
+mutation($name: String!, $topic: String) {
+  createRoom(name: $name, topic: $topic) { id name topic createdBy createdAt lastOffset }
+}
+"""
+POST_MESSAGE = """
+mutation($room: ID!, $text: String!, $clientId: ID) {
+  postMessage(roomId: $room, text: $text, clientId: $clientId) {
+    id room offset userId userName text clientId
+  }
+}
+"""
+ROOM_MESSAGES = """
+subscription($room: ID!, $since: Int) {
+  roomMessages(roomId: $room, since: $since) { offset text userId userName user { fullName } }
+}
+"""
+
+
+async def create_room(session: AsyncClientSession, topic: str | None = None) -> dict[str, Any]:
+    variables = {"name": f"Tea {uuid.uuid4().hex[:6]}", "topic": topic}
+    created = await session.execute(GraphQLRequest(CREATE_ROOM, variable_values=variables))
+    room: dict[str, Any] = created["createRoom"]
+    return room
+
+
+async def post(session: AsyncClientSession, room: str, text: str, client_id: str | None = None) -> Any:
+    variables = {"room": room, "text": text, "clientId": client_id}
+    return (await session.execute(GraphQLRequest(POST_MESSAGE, variable_values=variables)))["postMessage"]
+
+
+async def test_a_room_created_by_mutation_is_listed_and_read_by_others(stack: Stack) -> None:
+    alice, bob = new_account(stack.url("gateway")), new_account(stack.url("gateway"))
+    async with http_session(stack, alice.token) as session:
+        room = await create_room(session, topic="Oolong\nand more")
+        untitled = await create_room(session)
+    assert (room["topic"], room["createdBy"], room["lastOffset"]) == ("Oolong\nand more", alice.id, 0)
+    assert untitled["topic"] == ""
+    async with http_session(stack, bob.token) as session:
+        read = await session.execute(
+            GraphQLRequest(
+                "query($id: ID!) { room(id: $id) { id name topic createdBy createdAt lastOffset } }",
+                variable_values={"id": room["id"]},
+            )
+        )
+        first = await session.execute(
+            GraphQLRequest("{ rooms(first: 1) { edges { node { id } } pageInfo { hasNextPage endCursor } } }")
+        )
+        rest = await session.execute(
+            GraphQLRequest(
+                "query($after: String) { rooms(first: 100, after: $after) { edges { node { id } } } }",
+                variable_values={"after": first["rooms"]["pageInfo"]["endCursor"]},
+            )
+        )
+    assert read == {"room": room}
+    # Newest first, and the page's end cursor goes on after it.
+    assert first["rooms"]["edges"] == [{"node": {"id": untitled["id"]}}]
+    assert first["rooms"]["pageInfo"]["hasNextPage"] is True
+    assert room["id"] in [edge["node"]["id"] for edge in rest["rooms"]["edges"]]
+
+
+async def test_the_same_client_id_twice_stores_one_message(stack: Stack) -> None:
+    alice = new_account(stack.url("gateway"), "Alice Q")
+    client_id = str(uuid.uuid4())
+    async with http_session(stack, alice.token) as session:
+        room = await create_room(session)
+        first = await post(session, room["id"], "hello", client_id)
+        again = await post(session, room["id"], "hello", client_id)
+        other = await post(session, room["id"], "hello")
+        read = await session.execute(
+            GraphQLRequest(
+                "query($id: ID!) { room(id: $id) { lastOffset messages { edges { node { id offset } } } } }",
+                variable_values={"id": room["id"]},
+            )
+        )
+    assert first == again
+    assert first == {
+        "id": first["id"],
+        "room": room["id"],
+        "offset": 1,
+        "userId": alice.id,
+        "userName": "Alice Q",
+        "text": "hello",
+        "clientId": client_id,
+    }
+    assert (other["offset"], other["clientId"]) == (2, None)
+    assert read["room"]["lastOffset"] == 2
+    assert [edge["node"] for edge in read["room"]["messages"]["edges"]] == [
+        {"id": other["id"], "offset": 2},
+        {"id": first["id"], "offset": 1},
+    ]
+
+
+async def test_a_page_of_messages_names_each_author(stack: Stack) -> None:
+    gateway = stack.url("gateway")
+    authors = [new_account(gateway, name) for name in ("Ada L", "Grace H", "Edsger D")]
+    async with http_session(stack, authors[0].token) as session:
+        room = await create_room(session)
+    for n, author in enumerate(authors * 2):
+        async with http_session(stack, author.token) as session:
+            await post(session, room["id"], f"message {n + 1}")
+    query = """query($id: ID!, $first: Int, $after: String) {
+      room(id: $id) {
+        messages(first: $first, after: $after) {
+          edges { node { offset text userId user { id fullName } } }
+          pageInfo { hasNextPage endCursor }
+        }
+      }
+    }"""
+    reader = new_account(gateway)
+    async with http_session(stack, reader.token) as session:
+        page = (await session.execute(GraphQLRequest(query, variable_values={"id": room["id"], "first": 4})))[
+            "room"
+        ]["messages"]
+        rest = (
+            await session.execute(
+                GraphQLRequest(
+                    query,
+                    variable_values={"id": room["id"], "first": 4, "after": page["pageInfo"]["endCursor"]},
+                )
+            )
+        )["room"]["messages"]
+    nodes = [edge["node"] for edge in page["edges"] + rest["edges"]]
+    assert [node["offset"] for node in nodes] == [6, 5, 4, 3, 2, 1]
+    expected = [authors[(offset - 1) % 3] for offset in (6, 5, 4, 3, 2, 1)]
+    names = {authors[0].id: "Ada L", authors[1].id: "Grace H", authors[2].id: "Edsger D"}
+    assert [node["user"] for node in nodes] == [{"id": a.id, "fullName": names[a.id]} for a in expected]
+    assert page["pageInfo"]["hasNextPage"] is True
+    assert rest["pageInfo"]["hasNextPage"] is False
+
+
+async def test_room_messages_relays_another_users_messages_and_replays_since(stack: Stack) -> None:
+    gateway = stack.url("gateway")
+    alice, bob = new_account(gateway, "Alice Q"), new_account(gateway, "Bob Q")
+    async with http_session(stack, bob.token) as session:
+        room = await create_room(session)
+        # Said before alice subscribes: since=0 replays them.
+        for text in ("one", "two"):
+            await post(session, room["id"], text)
+    async with (
+        Client(transport=subscription_transport(stack, alice.token)) as live,
+        http_session(stack, bob.token) as session,
+    ):
+        messages = live.subscribe(
+            GraphQLRequest(ROOM_MESSAGES, variable_values={"room": room["id"], "since": 0})
+        )
+        replayed = [(await asyncio.wait_for(anext(messages), timeout=30))["roomMessages"] for _ in range(2)]
+        assert [(m["offset"], m["text"]) for m in replayed] == [(1, "one"), (2, "two")]
+        said = await post(session, room["id"], "three")
+        live_message = (await asyncio.wait_for(anext(messages), timeout=30))["roomMessages"]
+        assert live_message == {
+            "offset": said["offset"],
+            "text": "three",
+            "userId": bob.id,
+            "userName": "Bob Q",
+            "user": {"fullName": "Bob Q"},
+        }
+        # The subscription joined the room on realtime with alice's token: she is present.
+        presence = await session.execute(
+            GraphQLRequest(
+                "query($id: ID!) { room(id: $id) { presence { userId userName connections } } }",
+                variable_values={"id": room["id"]},
+            )
+        )
+        assert presence["room"]["presence"] == [{"userId": alice.id, "userName": "Alice Q", "connections": 1}]
+        await messages.aclose()
+    # The subscription over: its realtime connection is closed, and alice leaves the room.
+    async with http_session(stack, bob.token) as session:
+
+        async def present() -> Any:
+            query = GraphQLRequest(
+                "query($id: ID!) { room(id: $id) { presence { userId } } }",
+                variable_values={"id": room["id"]},
+            )
+            return (await session.execute(query))["room"]["presence"]
+
+        await eventually(present, timeout=30, equals=[])
+
+
+HOSTILE_ROOM_SUBSCRIPTIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("not an id", {"room": "../rooms", "since": None}, "BAD_USER_INPUT"),
+    ("unknown room", {"room": str(uuid.uuid4()), "since": None}, "NOT_FOUND"),
+    ("negative since", {"room": str(uuid.uuid4()), "since": -1}, "BAD_USER_INPUT"),
+    ("since not an int", {"room": str(uuid.uuid4()), "since": "1"}, "BAD_USER_INPUT"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "variables", "code"), HOSTILE_ROOM_SUBSCRIPTIONS, ids=[h[0] for h in HOSTILE_ROOM_SUBSCRIPTIONS]
+)
+async def test_hostile_room_subscriptions_get_their_code(
+    stack: Stack, what: str, variables: dict[str, Any], code: str
+) -> None:
+    alice = new_account(stack.url("gateway"))
+    async with Client(transport=subscription_transport(stack, alice.token)) as live:
+        with pytest.raises(TransportQueryError) as failed:
+            async for _ in live.subscribe(GraphQLRequest(ROOM_MESSAGES, variable_values=variables)):
+                raise AssertionError(f"{what}: a message arrived")
+    assert [error["extensions"]["code"] for error in failed.value.errors or []] == [code], what
+
+
+async def test_room_fields_without_a_token_are_refused(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=10) as client:
+        for body in (
+            {"query": "{ rooms { edges { cursor } } }"},
+            {"query": 'mutation { createRoom(name: "x") { id } }'},
+        ):
+            assert (await client.post("/graphql", json=body)).status_code == 401
+    for token in (None, "not-a-token"):
+        with pytest.raises(TransportConnectionFailed) as refused:
+            async with Client(transport=subscription_transport(stack, token)) as live:
+                await live.execute(GraphQLRequest(ROOM_MESSAGES, variable_values={"room": str(uuid.uuid4())}))
+        handshake = refused.value.__cause__
+        assert isinstance(handshake, InvalidStatus), handshake
+        assert handshake.response.status_code == 401
+
+
+HOSTILE_ROOM_ARGUMENTS: list[tuple[str, str, dict[str, Any], str, str | None]] = [
+    # (what, query, variables ("ROOM" stands for a real room's id), extensions.code, the field named)
+    ("blank text", POST_MESSAGE, {"room": "ROOM", "text": " \n "}, "BAD_USER_INPUT", "text"),
+    ("empty text", POST_MESSAGE, {"room": "ROOM", "text": ""}, "BAD_USER_INPUT", "text"),
+    ("oversized text", POST_MESSAGE, {"room": "ROOM", "text": "x" * 2001}, "BAD_USER_INPUT", "text"),
+    ("control character", POST_MESSAGE, {"room": "ROOM", "text": "a\u0000b"}, "BAD_USER_INPUT", "text"),
+    ("escape character", POST_MESSAGE, {"room": "ROOM", "text": "\u001b[2J"}, "BAD_USER_INPUT", "text"),
+    ("text not a string", POST_MESSAGE, {"room": "ROOM", "text": 5}, "BAD_USER_INPUT", None),
+    ("room not an id", POST_MESSAGE, {"room": "1 OR 1=1", "text": "hi"}, "BAD_USER_INPUT", "roomId"),
+    ("unknown room", POST_MESSAGE, {"room": str(uuid.uuid4()), "text": "hi"}, "NOT_FOUND", None),
+    (
+        "client id not a uuid",
+        POST_MESSAGE,
+        {"room": "ROOM", "text": "hi", "clientId": "abc"},
+        "BAD_USER_INPUT",
+        "clientId",
+    ),
+    ("blank room name", CREATE_ROOM, {"name": "  "}, "BAD_USER_INPUT", "name"),
+    ("oversized room name", CREATE_ROOM, {"name": "x" * 101}, "BAD_USER_INPUT", "name"),
+    ("room name on two lines", CREATE_ROOM, {"name": "a\nb"}, "BAD_USER_INPUT", "name"),
+    ("oversized topic", CREATE_ROOM, {"name": "ok", "topic": "x" * 501}, "BAD_USER_INPUT", "topic"),
+    ("control character in topic", CREATE_ROOM, {"name": "ok", "topic": "\u0007"}, "BAD_USER_INPUT", "topic"),
+    ("room id not an id", "query($id: ID!) { room(id: $id) { id } }", {"id": "../x"}, "BAD_USER_INPUT", "id"),
+    (
+        "nobody's room",
+        "query($id: ID!) { room(id: $id) { id } }",
+        {"id": str(uuid.uuid4())},
+        "NOT_FOUND",
+        None,
+    ),
+    ("first over 100", "{ rooms(first: 101) { edges { cursor } } }", {}, "BAD_USER_INPUT", "first"),
+    ("first of 0", "{ rooms(first: 0) { edges { cursor } } }", {}, "BAD_USER_INPUT", "first"),
+    (
+        "forged rooms cursor",
+        '{ rooms(after: "eyJvIjoxfQ") { edges { cursor } } }',
+        {},
+        "BAD_USER_INPUT",
+        "after",
+    ),
+    (
+        "forged messages cursor",
+        'query($id: ID!) { room(id: $id) { messages(after: "not-a-cursor") { edges { cursor } } } }',
+        {"id": "ROOM"},
+        "BAD_USER_INPUT",
+        "after",
+    ),
+    (
+        "messages first over 100",
+        "query($id: ID!) { room(id: $id) { messages(first: 1000) { edges { cursor } } } }",
+        {"id": "ROOM"},
+        "BAD_USER_INPUT",
+        "first",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "query", "variables", "code", "field"),
+    HOSTILE_ROOM_ARGUMENTS,
+    ids=[h[0] for h in HOSTILE_ROOM_ARGUMENTS],
+)
+async def test_hostile_room_arguments_get_their_code_and_change_nothing(
+    stack: Stack, what: str, query: str, variables: dict[str, Any], code: str, field: str | None
+) -> None:
+    alice = new_account(stack.url("gateway"))
+    async with http_session(stack, alice.token) as session:
+        room = await create_room(session)
+        values = {name: room["id"] if value == "ROOM" else value for name, value in variables.items()}
+        errors, _ = await refused(session, query, values)
+        assert [error["extensions"]["code"] for error in errors] == [code], (what, errors)
+        if field is not None:
+            assert [e["field"] for e in errors[0]["extensions"]["errors"]] == [field], (what, errors)
+        after = await session.execute(
+            GraphQLRequest(
+                "query($id: ID!) { room(id: $id) { lastOffset messages { edges { cursor } } } }",
+                variable_values={"id": room["id"]},
+            )
+        )
+    assert after == {"room": {"lastOffset": 0, "messages": {"edges": []}}}

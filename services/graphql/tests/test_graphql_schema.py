@@ -10,8 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from graphql_api.schema import sdl
+from graphql_api.services import Services
 from graphql_api.settings import Settings
-from graphql_testing import GraphQLClient
+from graphql_testing import GraphQLClient, settings
+from shared.http import PoolTransport
 
 SCHEMA_FILE = Path(__file__).resolve().parents[3] / "docs" / "schema.graphql"
 
@@ -40,6 +42,8 @@ def test_the_contracts_operations_are_in_the_schema() -> None:
         "orders(first: Int = 20, after: String, status: OrderStatus, userId: ID): OrderConnection!",
         "notifications(first: Int = 20, after: String, unreadOnly: Boolean = false): NotificationConnection!",
         "unreadCount: Int!",
+        "rooms(first: Int = 20, after: String): RoomConnection!",
+        "room(id: ID!): Room",
         "updateMe(fullName: String!): User!",
         "createOrder(input: CreateOrderInput!, idempotencyKey: String): Order!",
         "payOrder(id: ID!): Order!",
@@ -48,7 +52,12 @@ def test_the_contracts_operations_are_in_the_schema() -> None:
         "deliverOrder(id: ID!): Order!",
         "markNotificationRead(id: ID!): Notification!",
         "markAllNotificationsRead: Int!",
+        "createRoom(name: String!, topic: String): Room!",
+        "postMessage(roomId: ID!, text: String!, clientId: ID): RoomMessage!",
         "events(since: Int): StreamEvent!",
+        "roomMessages(roomId: ID!, since: Int): RoomMessage!",
+        "messages(first: Int = 20, after: String): RoomMessageConnection!",
+        "user: User",
         "scalar Long",
         'scalar JSON @specifiedBy(url: "https://ecma-international.org/wp-content/uploads/ECMA-404_2nd_edition_december_2017.pdf")',
         "user: User!",
@@ -80,3 +89,10 @@ def test_production_refuses_the_development_service_token() -> None:
         ).port
         == 8005
     )
+
+
+async def test_every_service_is_reached_over_the_shared_fast_transport() -> None:
+    async with Services.open(settings()) as services:
+        assert set(services.clients) == {"users", "orders", "notification", "realtime"}
+        for client in services.clients.values():
+            assert isinstance(client._transport, PoolTransport)

@@ -1,4 +1,4 @@
-"""DataLoaders: one call to users for all the users a page of orders names (contract section 7)."""
+"""DataLoaders: one users call for all the users a page of orders or messages names (contract section 7)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.types.execution import ExecutionResult
+from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
 from graphql_api.errors import BAD_USER_INPUT, INTERNAL, ApiError
 
@@ -65,3 +65,10 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if isinstance(result, (GraphQLExecutionResult, ExecutionResult)) and result.errors:
             result.errors = classify_all(list(result.errors))
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        # A subscription's results (its refusal before it runs too) are sent from inside the operation,
+        # long before on_operation's after-part: each is classified on its way out.
+        if isinstance(result, ExecutionResult) and result.errors:
+            result.errors = classify_all(list(result.errors))
+        yield

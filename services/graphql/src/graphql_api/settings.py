@@ -21,14 +21,14 @@ class Settings(BaseServiceSettings):
     orders_url: str = "http://127.0.0.1:8002"
     notification_url: str = "http://127.0.0.1:8003"
     realtime_url: str = "http://127.0.0.1:8004"
-    # The credential for users' /internal/users?ids= (the DataLoader behind Order.user).
+    # The credential for users' /internal/users?ids= (the DataLoader behind Order.user, RoomMessage.user).
     users_service_token: SecretStr = SecretStr(DEV_USERS_SERVICE_TOKEN)
     # Seconds until a service's whole answer must have arrived, and until its connection is made.
     upstream_timeout: float = Field(default=10.0, gt=0)
     connect_timeout: float = Field(default=2.0, gt=0)
     # Idle keep-alive connections kept per service.
     upstream_pool_size: int = Field(default=100, ge=1)
-    # Stream frames held for one subscriber that is not reading; one more and it is closed (4008).
+    # Events or room messages held for one subscriber that is not reading; one more and it is closed (4008).
     subscription_queue_size: int = Field(default=64, ge=1, le=10_000)
 
     @field_validator("users_url", "orders_url", "notification_url", "realtime_url")

@@ -1,10 +1,11 @@
-"""``events(since)``: the caller's realtime stream, relayed from realtime's ``/ws`` frame by frame.
+"""Subscriptions relayed from realtime's ``/ws`` frame by frame: ``events(since)``, the caller's stream,
+and ``roomMessages(roomId, since)``, one room's messages (a ``join`` frame on a connection of its own).
 
 Each subscription opens its own connection to realtime with the caller's token, so realtime checks the
 token, applies its per-user connection limit and replays ``since`` exactly as for a direct client.
 
 Memory per subscriber is bounded: a reader task moves realtime's frames into a queue of
-``GRAPHQL_SUBSCRIPTION_QUEUE_SIZE`` events; the subscription takes them out as fast as its client reads.
+``GRAPHQL_SUBSCRIPTION_QUEUE_SIZE`` items; the subscription takes them out as fast as its client reads.
 A client that falls that far behind is closed with 4008, as realtime closes its own slow clients,
 instead of the backlog growing here. Realtime's own close codes (4401 expired token, 4403 account
 disabled, 4008 too slow) close the client's connection with the same code.
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.websockets import WebSocket
@@ -26,9 +29,20 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from graphql_api.context import Context
-from graphql_api.errors import FORBIDDEN, RATE_LIMITED, UNAUTHENTICATED, ApiError, bad_input, unavailable
+from graphql_api.errors import (
+    BAD_USER_INPUT,
+    FORBIDDEN,
+    INTERNAL,
+    NOT_FOUND,
+    RATE_LIMITED,
+    UNAUTHENTICATED,
+    ApiError,
+    bad_input,
+    internal,
+    unavailable,
+)
 from graphql_api.schema.scalars import JSON
-from graphql_api.schema.types import StreamEvent
+from graphql_api.schema.types import RoomMessage, StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +57,14 @@ UPSTREAM_RECEIVE_BUFFER = 64 * 1024
 UPSTREAM_CLOSE_TIMEOUT = 2.0
 # Realtime's largest frame is an order event of ~100 KB; anything past 1 MiB is not realtime speaking.
 MAX_FRAME_BYTES = 1024 * 1024
+# Realtime's room error frames (contract section 6) as extensions.code; the others cannot happen on a
+# connection that joins one room and says nothing.
+_ROOM_ERRORS = {"not_found": NOT_FOUND, "bad_frame": BAD_USER_INPUT, "rate_limited": RATE_LIMITED}
+
+Item = TypeVar("Item")
+# What a subscription makes of one of realtime's frames: an item to send, None to skip the frame, or
+# ApiError raised to end the subscription with that error.
+Translate = Callable[[dict[str, Any]], Item | None]
 
 
 class _Closed:
@@ -87,7 +109,9 @@ async def _open(ctx: Context, since: int | None) -> ClientConnection:
     return upstream
 
 
-def _event(frame: dict[str, Any]) -> StreamEvent:
+def _event(frame: dict[str, Any]) -> StreamEvent | None:
+    if frame.get("type") != "event":
+        return None  # ready, ping and room frames are not the caller's events
     return StreamEvent(
         offset=frame["offset"],
         id=frame["id"],
@@ -97,15 +121,43 @@ def _event(frame: dict[str, Any]) -> StreamEvent:
     )
 
 
+def _room_message(room: str, frame: dict[str, Any]) -> RoomMessage | None:
+    kind = frame.get("type")
+    if kind == "message" and frame.get("room") == room:
+        return RoomMessage.from_rest(frame)
+    if kind == "room_closed" and frame.get("room") == room:
+        raise ApiError(NOT_FOUND, "The room was deleted.")
+    if kind == "error":
+        detail = frame.get("detail")
+        message = detail if isinstance(detail, str) else "The realtime service refused to join the room."
+        raise ApiError(_ROOM_ERRORS.get(str(frame.get("code")), INTERNAL), message)
+    return None  # joined, presence, ping, ready, the caller's own events
+
+
 async def _read(
-    ctx: Context, upstream: ClientConnection, queue: asyncio.Queue[StreamEvent | _Closed]
+    ctx: Context,
+    upstream: ClientConnection,
+    queue: asyncio.Queue[Item | _Closed],
+    translate: Translate[Item],
 ) -> None:
-    """Move event frames into ``queue`` until realtime closes or the subscriber falls too far behind."""
+    """Move translated frames into ``queue`` until realtime closes, a frame ends the subscription, or
+    the subscriber falls too far behind."""
     with contextlib.suppress(ConnectionClosed):
         async for raw in upstream:
-            frame = orjson.loads(raw)
-            if not isinstance(frame, dict) or frame.get("type") != "event":
-                continue  # ready and ping frames are /ws bookkeeping, not events
+            try:
+                frame = orjson.loads(raw)
+                item = translate(frame) if isinstance(frame, dict) else None
+            except ApiError as error:
+                _replace_tail(queue, _Closed(error, None))
+                return  # the subscription closes realtime's connection once it reaches the error
+            except (KeyError, TypeError, ValueError):
+                # Not what realtime sends: a bug on one side, ended here rather than leaving the
+                # subscriber waiting on a reader that is gone.
+                log.exception("realtime sent a frame that does not follow the contract")
+                _replace_tail(queue, _Closed(internal(), None))
+                return
+            if item is None:
+                continue
             if queue.full():
                 log.warning("subscriber too slow; closing it", extra={"queued": queue.qsize()})
                 await upstream.close()
@@ -115,7 +167,7 @@ async def _read(
                 # and a close cancelled while it waits for the socket would never reach the client.
                 await asyncio.shield(_close_client(ctx, SLOW_CONSUMER))
                 return
-            queue.put_nowait(_event(frame))
+            queue.put_nowait(item)
     code = upstream.close_code
     if code in RELAYED_CLOSE_CODES:
         _replace_tail(queue, _Closed(None, code))
@@ -123,20 +175,47 @@ async def _read(
         _replace_tail(queue, _Closed(unavailable("realtime"), None))
 
 
-def _replace_tail(queue: asyncio.Queue[StreamEvent | _Closed], item: _Closed) -> None:
+def _replace_tail(queue: asyncio.Queue[Any], item: _Closed) -> None:
     """Put the end marker in even when the queue is full (dropping the newest event: it is never sent)."""
     if queue.full():
         queue.get_nowait()
     queue.put_nowait(item)
 
 
-async def events(ctx: Context, since: int | None) -> AsyncIterator[StreamEvent]:
+def _offset(since: int | None) -> int | None:
     if since is not None and since < 0:
         raise bad_input("since", "since must be an offset of 0 or more.")
+    return since
+
+
+async def events(ctx: Context, since: int | None) -> AsyncIterator[StreamEvent]:
+    async for event in _relay(ctx, _event, since=_offset(since)):
+        yield event
+
+
+async def room_messages(ctx: Context, room: uuid.UUID, since: int | None) -> AsyncIterator[RoomMessage]:
+    join: dict[str, Any] = {"type": "join", "room": str(room)}
+    if _offset(since) is not None:
+        join["since"] = since
+    # A connection without since: none of the caller's own events are replayed on it.
+    async for message in _relay(ctx, functools.partial(_room_message, str(room)), send=join):
+        yield message
+
+
+async def _relay(
+    ctx: Context, translate: Translate[Item], *, since: int | None = None, send: dict[str, Any] | None = None
+) -> AsyncIterator[Item]:
+    """What ``translate`` makes of the frames of a connection to realtime's ``/ws`` (``since`` in its
+    URL, ``send`` its first frame), until that connection or the subscription ends; it is closed
+    either way."""
     upstream = await _open(ctx, since)
-    queue: asyncio.Queue[StreamEvent | _Closed] = asyncio.Queue(maxsize=ctx.settings.subscription_queue_size)
-    reader = asyncio.ensure_future(_read(ctx, upstream, queue))
+    queue: asyncio.Queue[Item | _Closed] = asyncio.Queue(maxsize=ctx.settings.subscription_queue_size)
+    reader = asyncio.ensure_future(_read(ctx, upstream, queue, translate))
     try:
+        if send is not None:
+            # Closed already: the reader ends with the reason (a relayed close code, or unavailable).
+            with contextlib.suppress(ConnectionClosed):
+                await upstream.send(orjson.dumps(send).decode())
         while True:
             item = await queue.get()
             if isinstance(item, _Closed):

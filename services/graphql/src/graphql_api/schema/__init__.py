@@ -1,4 +1,4 @@
-"""The GraphQL schema of contract section 7 (rooms follow when realtime has them)."""
+"""The GraphQL schema of contract section 7."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from graphql_api.context import Context
-from graphql_api.schema.query import valid_id
+from graphql_api.schema.arguments import valid_id
 from graphql_api.schema.scalars import Long
-from graphql_api.schema.types import Notification, Order, User
+from graphql_api.schema.types import Notification, Order, Room, RoomMessage, User
 
 Info = strawberry.Info[Context, None]
 
@@ -106,3 +106,29 @@ class Mutation:
         answer = await ctx.services.call("notification", "POST", path, ctx.caller)
         updated: int = answer["updated"]
         return updated
+
+    @strawberry.mutation(description="Create a chat room; any signed-in user may.")
+    async def create_room(self, info: Info, name: str, topic: str | None = strawberry.UNSET) -> Room:
+        ctx = info.context
+        # Left out (or null): realtime's default, no topic.
+        body = {"name": name, "topic": topic} if isinstance(topic, str) else {"name": name}
+        answer = await ctx.services.call("realtime", "POST", "/api/v1/rooms", ctx.caller, json=body)
+        return Room.from_rest(answer)
+
+    @strawberry.mutation(
+        description="Say something in a room. The same clientId again returns the first message, stored once."
+    )
+    async def post_message(
+        self,
+        info: Info,
+        room_id: strawberry.ID,
+        text: str,
+        client_id: strawberry.ID | None = strawberry.UNSET,
+    ) -> RoomMessage:
+        ctx = info.context
+        path = f"/api/v1/rooms/{valid_id(room_id, 'roomId')}/messages"
+        body = {"text": text}
+        if isinstance(client_id, str):  # given, even empty: checked
+            body["client_id"] = str(valid_id(client_id, "clientId"))
+        answer = await ctx.services.call("realtime", "POST", path, ctx.caller, json=body)
+        return RoomMessage.from_rest(answer)

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import strawberry
 
 from graphql_api.context import Context
-from graphql_api.errors import bad_input
-from graphql_api.schema.types import Connection, Notification, Order, OrderStatus, User, connection
+from graphql_api.schema.arguments import DEFAULT_FIRST, PAGE_ARGUMENTS, page, valid_id
+from graphql_api.schema.types import (
+    Connection,
+    Notification,
+    Order,
+    OrderStatus,
+    Room,
+    User,
+    connection,
+)
 
 Info = strawberry.Info[Context, None]
-DEFAULT_FIRST = 20
-# REST names of list parameters -> the GraphQL arguments a field error names.
-PAGE_ARGUMENTS = {"limit": "first", "cursor": "after", "user_id": "userId", "unread_only": "unreadOnly"}
-
-
-def valid_id(value: str, argument: str = "id") -> uuid.UUID:
-    """Ids go into URL paths: anything but a UUID is refused here, before a service sees it."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise bad_input(argument, "Not a valid id.") from None
-
-
-def page(first: int | None, after: str | None, **filters: Any) -> dict[str, Any]:
-    """REST's list parameters; an argument left out (or null) is left out of the call."""
-    params = {"limit": DEFAULT_FIRST if first is None else first, "cursor": after or None, **filters}
-    return {name: value for name, value in params.items() if value is not None}
 
 
 @strawberry.type
@@ -107,3 +95,24 @@ class Query:
         answer = await ctx.services.call("notification", "GET", path, ctx.caller)
         count: int = answer["count"]
         return count
+
+    @strawberry.field(description="Every chat room, newest first.")
+    async def rooms(
+        self, info: Info, first: int | None = DEFAULT_FIRST, after: str | None = strawberry.UNSET
+    ) -> Connection[Room]:
+        ctx = info.context
+        answer = await ctx.services.call(
+            "realtime",
+            "GET",
+            "/api/v1/rooms",
+            ctx.caller,
+            params=page(first, after),
+            arguments=PAGE_ARGUMENTS,
+        )
+        return connection(answer, Room.from_rest)
+
+    @strawberry.field(description="One chat room, with its messages and who is in it.")
+    async def room(self, info: Info, id: strawberry.ID) -> Room | None:
+        ctx = info.context
+        path = f"/api/v1/rooms/{valid_id(id)}"
+        return Room.from_rest(await ctx.services.call("realtime", "GET", path, ctx.caller))

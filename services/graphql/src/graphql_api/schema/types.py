@@ -11,10 +11,13 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from graphql_api.context import Context
+from graphql_api.errors import NOT_FOUND, ApiError
+from graphql_api.schema.arguments import DEFAULT_FIRST, PAGE_ARGUMENTS, page
 from graphql_api.schema.scalars import JSON, Long
-from shared.db.pagination import Cursor
+from shared.db.pagination import Cursor, OffsetCursor
 
 Node = TypeVar("Node")
+Info = strawberry.Info[Context, None]
 
 
 def _time(value: str | None) -> datetime | None:
@@ -77,7 +80,7 @@ class Order:
     updated_at: datetime
 
     @strawberry.field(description="The order's owner (one users call for a whole page of orders).")
-    async def user(self, info: strawberry.Info[Context, None]) -> User:
+    async def user(self, info: Info) -> User:
         return User.from_rest(await info.context.users.load(uuid.UUID(self.user_id)))
 
     @classmethod
@@ -126,6 +129,101 @@ class Notification:
         )
 
 
+@strawberry.type(description="A message said in a room; its offset rises by exactly 1 per message.")
+class RoomMessage:
+    id: strawberry.ID
+    room: strawberry.ID
+    offset: int
+    user_id: strawberry.ID
+    # The author's name when the message was said.
+    user_name: str
+    text: str
+    client_id: strawberry.ID | None
+    ts: datetime
+
+    @strawberry.field(
+        description="The author's account; null once it is deleted (one users call for a whole page)."
+    )
+    async def user(self, info: Info) -> User | None:
+        try:
+            return User.from_rest(await info.context.users.load(uuid.UUID(self.user_id)))
+        except ApiError as error:
+            if error.code == NOT_FOUND:
+                return None  # the messages of a deleted account stay, under the name they were said with
+            raise
+
+    @classmethod
+    def from_rest(cls, data: dict[str, Any]) -> RoomMessage:
+        """A message resource, or a ``message`` frame of realtime's ``/ws`` (the same fields)."""
+        client_id = data.get("client_id")
+        return cls(
+            id=strawberry.ID(data["id"]),
+            room=strawberry.ID(data["room"]),
+            offset=data["offset"],
+            user_id=strawberry.ID(data["user_id"]),
+            user_name=data["user_name"],
+            text=data["text"],
+            client_id=strawberry.ID(client_id) if client_id else None,
+            ts=datetime.fromisoformat(data["ts"]),
+        )
+
+
+@strawberry.type(description="Someone in a room now, with how many connections they have open in it.")
+class RoomMember:
+    user_id: strawberry.ID
+    user_name: str
+    connections: int
+
+
+@strawberry.type(description="A chat room: any signed-in user may read it and talk in it.")
+class Room:
+    id: strawberry.ID
+    name: str
+    topic: str
+    created_by: strawberry.ID
+    created_at: datetime
+    last_offset: int
+
+    @strawberry.field(description="The room's retained messages, newest first.")
+    async def messages(
+        self, info: Info, first: int | None = DEFAULT_FIRST, after: str | None = strawberry.UNSET
+    ) -> Connection[RoomMessage]:
+        ctx = info.context
+        answer = await ctx.services.call(
+            "realtime",
+            "GET",
+            f"/api/v1/rooms/{self.id}/messages",
+            ctx.caller,
+            params=page(first, after),
+            arguments=PAGE_ARGUMENTS,
+        )
+        return connection(answer, RoomMessage.from_rest, cursor=_offset_cursor)
+
+    @strawberry.field(description="Who is in the room now, on every replica.")
+    async def presence(self, info: Info) -> list[RoomMember]:
+        ctx = info.context
+        answer = await ctx.services.call("realtime", "GET", f"/api/v1/rooms/{self.id}/presence", ctx.caller)
+        return [
+            RoomMember(
+                user_id=strawberry.ID(member["user_id"]),
+                user_name=member["user_name"],
+                connections=member["connections"],
+            )
+            for member in answer["users"]
+        ]
+
+    @classmethod
+    def from_rest(cls, data: dict[str, Any]) -> Room:
+        return cls(
+            id=strawberry.ID(data["id"]),
+            name=data["name"],
+            topic=data["topic"],
+            created_by=strawberry.ID(data["created_by"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+            last_offset=data["last_offset"],
+        )
+
+
 @strawberry.type(description="One frame of the caller's event stream, as /ws sends it.")
 class StreamEvent:
     offset: int
@@ -157,15 +255,29 @@ class Connection(Generic[Node]):
     page_info: PageInfo
 
 
-def connection(page: dict[str, Any], node: Callable[[dict[str, Any]], Node]) -> Connection[Node]:
-    """A ``Connection`` of ``node(item)`` for a REST page ``{"items", "next_cursor"}``."""
+def _keyset_cursor(item: dict[str, Any]) -> str:
+    return Cursor(datetime.fromisoformat(item["created_at"]), uuid.UUID(item["id"])).encode()
+
+
+def _offset_cursor(item: dict[str, Any]) -> str:
+    return OffsetCursor(item["offset"]).encode()
+
+
+def connection(
+    page: dict[str, Any],
+    node: Callable[[dict[str, Any]], Node],
+    cursor: Callable[[dict[str, Any]], str] = _keyset_cursor,
+) -> Connection[Node]:
+    """A ``Connection`` of ``node(item)`` for a REST page ``{"items", "next_cursor"}``.
+
+    Each edge's cursor is the services' own encoding (shared.db.pagination) of its item, so any edge's
+    cursor is a valid ``after``: the REST API would hand out the same one after that item.
+    """
     edges: list[Edge[Node] | None] = []
-    cursor = None
+    last = None
     for item in page["items"]:
-        # The services' own cursor encoding (shared.db.pagination), so any edge's cursor is a valid
-        # ``after``: the REST API would hand out the same one after that item.
-        cursor = Cursor(datetime.fromisoformat(item["created_at"]), uuid.UUID(item["id"])).encode()
-        edges.append(Edge(cursor=cursor, node=node(item)))
+        last = cursor(item)
+        edges.append(Edge(cursor=last, node=node(item)))
     next_cursor = page.get("next_cursor")
-    end = next_cursor or cursor
+    end = next_cursor or last
     return Connection(edges=edges, page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=end))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from realtime.rooms.frames import broadcast_frame, message_body
@@ -23,13 +20,11 @@ from realtime.rooms.schemas import (
     RoomOut,
 )
 from realtime.runtime import runtime_of
-from shared.db.pagination import MAX_LIMIT, Cursor, Page
-from shared.errors import Forbidden, NotFound, ValidationFailed
+from shared.db.pagination import MAX_LIMIT, Cursor, OffsetCursor, Page
+from shared.errors import Forbidden, NotFound
 from shared.service.dependencies import AdminPrincipal, CurrentPrincipal, PageParamsDep
 
 router = APIRouter(tags=["rooms"])
-
-MAX_OFFSET = 2**63 - 1
 
 
 def rooms_of(request: Request) -> RoomHub:
@@ -101,27 +96,6 @@ async def delete_room(room_id: RoomId, principal: CurrentPrincipal, rooms: Rooms
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _offset_cursor(value: str | None) -> int | None:
-    """Messages page by offset; the cursor is the last offset seen, opaque to clients."""
-    if not value:
-        return None
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        data = None
-    offset = data.get("o") if isinstance(data, dict) else None
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 1 <= offset <= MAX_OFFSET:
-        raise ValidationFailed(
-            "The cursor is not valid.",
-            [{"loc": ["query", "cursor"], "msg": "Invalid cursor", "type": "value_error"}],
-        )
-    return offset
-
-
-def _encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"o": offset})).decode().rstrip("=")
-
-
 @router.get("/api/v1/rooms/{room_id}/messages", response_model=Page[MessageOut])
 async def list_messages(
     _: CurrentPrincipal,
@@ -131,12 +105,13 @@ async def list_messages(
     cursor: Annotated[str | None, Query(max_length=512, description="From a previous next_cursor")] = None,
 ) -> Page[MessageOut]:
     """The room's retained messages, newest first."""
-    before = _offset_cursor(cursor)
+    # Messages page by offset: the cursor is the last offset seen, opaque to clients.
+    before = OffsetCursor.decode(cursor).offset if cursor else None
     rows = await rooms.store.messages_newest_first(room.id, limit=limit + 1, before=before)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [MessageOut.model_validate(message_body(row)) for row in rows]
-    return Page(items=items, next_cursor=_encode_offset(rows[-1].offset) if more and rows else None)
+    return Page(items=items, next_cursor=OffsetCursor(rows[-1].offset).encode() if more and rows else None)
 
 
 @router.post(
