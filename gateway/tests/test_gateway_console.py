@@ -44,7 +44,7 @@ def test_the_console_is_served_without_a_token_and_loads_only_its_own_assets(cli
 
 def test_the_scripts_never_write_markup(client: httpx.Client) -> None:
     scripts = console_scripts(client)
-    assert sorted(scripts) == ["console.js", "dom.js"]
+    assert sorted(scripts) == ["avatars.js", "console.js", "dom.js"]
     page = client.get("/console")
     for name, text in scripts.items():
         # Server data reaches the page as text only.
@@ -53,6 +53,19 @@ def test_the_scripts_never_write_markup(client: httpx.Client) -> None:
             client.get(f"/console/{name}").headers["content-security-policy"]
             == page.headers["content-security-policy"]
         )
+
+
+def test_the_policy_allows_this_origin_and_the_pages_own_avatar_blobs_only(client: httpx.Client) -> None:
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in client.get("/console").headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'"
+    # No inline script or eval: a value that slipped into the page as markup could still not run.
+    assert policy["script-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    # blob: is the avatars the page fetched with its token; no other host, no data: URLs.
+    assert policy["img-src"] == "'self' blob:"
 
 
 @pytest.mark.parametrize("path", ["/console/other.js", "/console/__init__.py", "/console/%2e%2e/app.py"])

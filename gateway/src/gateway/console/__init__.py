@@ -20,15 +20,17 @@ _HTML = "text/html; charset=utf-8"
 ASSETS = {
     "console.js": _JS,
     "dom.js": _JS,
+    "avatars.js": _JS,
     "console.css": "text/css; charset=utf-8",
     "account.js": _JS,
 }
 _FILES = {"index.html": _HTML, "verify.html": _HTML, "reset.html": _HTML, **ASSETS}
-# Everything the page loads comes from here; it talks only to this origin (fetch and WebSocket).
+# Everything the page loads comes from here; it talks only to this origin (fetch and WebSocket). Avatars
+# need the bearer token, so the page fetches them and shows them from blob: URLs (img-src blob:).
 _HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -1,15 +1,19 @@
 // The console: plain DOM, no framework, no build step (ES modules the browser loads itself). Tokens
 // live in this module only (never in storage), and every value from the server reaches the page through
 // textContent, never as markup.
+import { createAvatars } from "./avatars.js";
 import { button, el, when } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 const FEED_LIMIT = 100;
+const AVATAR_MAX_BYTES = 1024 * 1024;  // contract section 9
 const session = {
   access: null, refresh: null, expiresAt: 0, refreshTimer: null, refreshing: null,
   ws: null, lastOffset: null, retries: 0, reconnectTimer: null, reloadTimer: null,
   // The room this page is in: its id, name, the highest offset shown, who is present (id -> name).
   room: null,
+  // The signed-in user (GET /api/v1/users/me).
+  me: null,
 };
 
 // ---- small helpers ------------------------------------------------------------------------------
@@ -30,7 +34,8 @@ function problemText(status, body) {
   return (body && (body.detail || body.error_description || body.title)) || `HTTP ${status}`;
 }
 
-async function call(method, path, { json, form, headers = {}, auth = true } = {}) {
+// `body` is sent as it is (a FormData becomes multipart/form-data with its boundary).
+async function call(method, path, { json, form, body: raw, headers = {}, auth = true } = {}) {
   const init = { method, headers: { ...headers } };
   if (auth && session.access) init.headers.Authorization = `Bearer ${session.access}`;
   if (json !== undefined) {
@@ -38,6 +43,8 @@ async function call(method, path, { json, form, headers = {}, auth = true } = {}
     init.body = JSON.stringify(json);
   } else if (form !== undefined) {
     init.body = new URLSearchParams(form);
+  } else if (raw !== undefined) {
+    init.body = raw;
   }
   const response = await fetch(path, init);
   const text = await response.text();
@@ -58,6 +65,21 @@ function guarded(action) {
     try { await action(event); } catch (error) { say(error.message, true); }
   };
 }
+
+// A user's avatar image, or null when they have none (404). It needs the token, so an <img> cannot
+// load it by address; the avatars module turns the answer into a blob: URL. The server lets browsers
+// keep an avatar for an hour: `fresh` asks it again (a 304 if the ETag still matches).
+async function fetchAvatar(userId, { fresh = false } = {}) {
+  const response = await fetch(`/api/v1/users/${encodeURIComponent(userId)}/avatar`, {
+    headers: session.access ? { Authorization: `Bearer ${session.access}` } : {},
+    cache: fresh ? "no-cache" : "default",
+  });
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.blob();
+}
+
+const avatars = createAvatars(fetchAvatar);
 
 // ---- tokens ---------------------------------------------------------------------------------------
 
@@ -194,8 +216,9 @@ function onRoomFrame(frame) {
     if (frame.action === "join") room.present.set(frame.user_id, frame.user_name);
     else room.present.delete(frame.user_id);
     showPresence();
-    const item = el("li", `${frame.user_name} ${frame.action === "join" ? "joined" : "left"}`, "presence");
+    const item = el("li", null, "presence");
     item.dataset.action = frame.action;
+    item.append(avatars.badge(frame.user_id, frame.user_name), `${frame.user_name} ${frame.action === "join" ? "joined" : "left"}`);
     $("room-messages").append(item);
   } else if (frame.type === "room_closed") {
     closeRoom("The room was deleted.");
@@ -207,15 +230,24 @@ function showMessage(message) {
   session.room.offset = message.offset;
   const item = el("li", null, "message");
   item.dataset.offset = String(message.offset);
-  item.append(el("span", `#${message.offset}`, "offset"), when(message.ts), el("span", message.user_name, "event"));
+  item.dataset.userId = message.user_id;
+  item.append(el("span", `#${message.offset}`, "offset"), when(message.ts));
+  item.append(avatars.badge(message.user_id, message.user_name), el("span", message.user_name, "event author"));
   item.append(el("div", message.text, "text"));
   $("room-messages").append(item);
   while ($("room-messages").children.length > FEED_LIMIT) $("room-messages").firstChild.remove();
 }
 
+// Who is present, by name, each with their avatar: the text reads "Ada, Grace".
 function showPresence() {
-  const names = [...session.room.present.values()].sort();
-  $("room-presence").textContent = names.join(", ");
+  const byName = ([, a], [, b]) => (a < b ? -1 : a > b ? 1 : 0);
+  const people = [...session.room.present].sort(byName).flatMap(([userId, name], index) => {
+    const person = el("span", null, "person");
+    person.dataset.userId = userId;
+    person.append(avatars.badge(userId, name), name);
+    return index ? [", ", person] : [person];
+  });
+  $("room-presence").replaceChildren(...people);
 }
 
 async function loadRoomHistory() {
@@ -339,6 +371,39 @@ async function loadNotifications() {
   }));
 }
 
+// ---- the account area: who is signed in, and their avatar -----------------------------------------
+
+function showMe(me) {
+  session.me = me;
+  $("who").textContent = `${me.full_name} <${me.email}>`;
+  const known = me.avatar_url !== null;
+  $("me-avatar").replaceChildren(avatars.badge(me.id, me.full_name, { known }));
+  $("account-avatar").replaceChildren(avatars.badge(me.id, me.full_name, { large: true, known }));
+  $("remove-avatar").hidden = !known;
+}
+
+async function uploadAvatar(form) {
+  const file = form.elements.file.files[0];
+  if (!file) throw new Error("Choose an image first.");
+  let me;
+  try {
+    me = await call("PUT", "/api/v1/users/me/avatar", { body: new FormData(form) });
+  } catch (error) {
+    // The gateway refuses a body over the limit before reading it, and closes the connection: the
+    // browser may see that as a network failure rather than the 413 it was sent.
+    if (error.status === undefined && file.size > AVATAR_MAX_BYTES) {
+      throw new Error(`An avatar may be at most ${AVATAR_MAX_BYTES / 1024} KiB (this file has ${Math.ceil(file.size / 1024)} KiB).`);
+    }
+    throw error;
+  }
+  form.reset();
+  // The new image is the server's re-encoding, not the file sent: read it back, past the browser's
+  // copy of the one it replaces.
+  avatars.set(me.id, await fetchAvatar(me.id, { fresh: true }));
+  showMe(me);
+  say("Avatar updated.");
+}
+
 // ---- signing in and out ---------------------------------------------------------------------------
 
 function showSignedIn(signedIn) {
@@ -355,7 +420,11 @@ function signOut(message) {
   if (ws) ws.close(1000);
   $("feed").replaceChildren();
   closeRoom();
+  session.me = null;
   $("who").textContent = "";
+  $("me-avatar").replaceChildren();
+  $("account-avatar").replaceChildren();
+  avatars.clear();
   setConnection("offline");
   showSignedIn(false);
   say(message);
@@ -375,7 +444,7 @@ function bind() {
     await takeTokens({ grant_type: "password", username: form.get("email"), password: form.get("password") });
     event.target.reset();
     const me = await call("GET", "/api/v1/users/me");
-    $("who").textContent = `${me.full_name} <${me.email}>`;
+    showMe(me);
     showSignedIn(true);
     say("Logged in.");
     await reload();
@@ -412,6 +481,15 @@ function bind() {
     if (crypto.randomUUID) frame.client_id = crypto.randomUUID();
     sendFrame(frame);
     event.target.reset();
+  }));
+
+  $("avatar-form").addEventListener("submit", guarded((event) => uploadAvatar(event.target)));
+
+  $("remove-avatar").addEventListener("click", guarded(async () => {
+    await call("DELETE", "/api/v1/users/me/avatar");
+    avatars.set(session.me.id, null);
+    showMe({ ...session.me, avatar_url: null });
+    say("Avatar removed.");
   }));
 
   $("leave-room").addEventListener("click", guarded(async () => {
