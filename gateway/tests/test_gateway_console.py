@@ -44,7 +44,7 @@ def test_the_console_is_served_without_a_token_and_loads_only_its_own_assets(cli
 
 def test_the_scripts_never_write_markup(client: httpx.Client) -> None:
     scripts = console_scripts(client)
-    assert sorted(scripts) == ["avatars.js", "console.js", "dom.js"]
+    assert sorted(scripts) == ["avatars.js", "console.js", "dom.js", "jobs.js"]
     page = client.get("/console")
     for name, text in scripts.items():
         # Server data reaches the page as text only.

@@ -1,12 +1,15 @@
-"""The console's account panel in Debian's headless Chromium, through the gateway, on real processes:
-a person uploads an avatar and the people in their room see it beside their messages (section 9)."""
+"""The console's admin and account panels in Debian's headless Chromium, through the gateway, on real
+processes: an admin steers the scheduled jobs of every service (contract section 8), a person uploads
+an avatar and the people in their room see it beside their messages (section 9)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,12 +19,13 @@ from playwright.async_api import Browser, Locator, Page, async_playwright, expec
 from shared.devstack import COMPONENTS, Stack
 from shared.testing.tools import require_tool
 
-from .conftest import free_port
+from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
 from .test_system_console import CHROMIUM_ARGS, LIVE, sign_in
 from .test_system_realtime import launch
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
+SERVICES = ("users", "orders", "notification", "realtime")
 PASSWORD = "long enough"  # what sign_in registers with
 # A colour the re-encoded avatar keeps closely enough to be told from anything else on the page.
 RED = (200, 30, 60)
@@ -43,6 +47,8 @@ def stack(
         ports={c.name: free_port() for c in COMPONENTS},
         env={
             "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "APP_ENV": "test",
             "RATE_LIMIT_SCALE": "1000",
             "LOG_LEVEL": "WARNING",
@@ -86,6 +92,12 @@ async def bearer(gateway: httpx.AsyncClient, email: str, password: str) -> dict[
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
+async def jobs_of(gateway: httpx.AsyncClient, admin: dict[str, str], service: str) -> dict[str, Any]:
+    answer = await gateway.get(f"/api/v1/admin/jobs/{service}", headers=admin)
+    assert answer.status_code == 200, answer.text
+    return {job["name"]: job for job in answer.json()["items"]}
+
+
 def png(size: tuple[int, int] = (64, 64), colour: tuple[int, int, int] = RED) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, format="PNG")
@@ -113,6 +125,115 @@ async def shows_an_image(badge: Locator, colour: tuple[int, int, int] | None = N
         arg=[handle, colour],
         timeout=LIVE,
     )
+
+
+# ---- the jobs panel (issue 13, contract section 8) ------------------------------------------------
+
+
+async def test_an_admin_sees_pauses_resumes_and_runs_the_jobs_of_every_service(
+    stack: Stack, browser: Browser, gateway: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    uncaught: list[str] = []
+    page = await new_page(browser, uncaught)
+    try:
+        await steer_jobs(page, stack, gateway)
+    except BaseException:
+        await page.screenshot(path=tmp_path / "jobs-failure.png", full_page=True)
+        raise
+    assert uncaught == []
+
+
+async def log_in(page: Page, stack: Stack, email: str, password: str) -> None:
+    await page.goto(stack.url("gateway") + "/console")
+    login = page.locator("#login-form")
+    await login.get_by_label("E-mail").fill(email)
+    await login.get_by_label("Password").fill(password)
+    await login.get_by_role("button", name="Log in").click()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=LIVE)
+
+
+async def steer_jobs(page: Page, stack: Stack, gateway: httpx.AsyncClient) -> None:
+    admin = await bearer(gateway, ADMIN_EMAIL, ADMIN_PASSWORD)
+    await log_in(page, stack, ADMIN_EMAIL, ADMIN_PASSWORD)
+    panel = page.locator("#jobs-panel")
+    await expect(panel).to_be_visible()
+
+    # Every job of every service, as the API lists them, with its schedule.
+    for service in SERVICES:
+        listed = await jobs_of(gateway, admin, service)
+        assert listed, f"{service} lists no jobs"
+        rows = panel.locator(f'[data-service="{service}"] tbody tr')
+        await expect(rows).to_have_count(len(listed), timeout=LIVE)
+        for name, job in listed.items():
+            row = rows.and_(page.locator(f'[data-job="{name}"]'))
+            await expect(row.locator(".schedule")).to_have_text(job["schedule"])
+    expected = {"purge-refresh-tokens", "expire-unpaid-orders", "daily-report", "trim-rooms"}
+    shown = set(await panel.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.job)"))
+    assert expected <= shown
+
+    # Pause and resume one: the page shows what the API then says.
+    job = panel.locator('[data-service="orders"] tr[data-job="purge-idempotency-keys"]')
+    await expect(job).to_have_attribute("data-paused", "false")
+    await job.get_by_role("button", name="Pause").click()
+    await expect(job).to_have_attribute("data-paused", "true")
+    await expect(job.locator(".next-run")).to_have_text("paused")
+    paused = (await jobs_of(gateway, admin, "orders"))["purge-idempotency-keys"]
+    assert (paused["paused"], paused["next_run_at"]) == (True, None)
+    await job.get_by_role("button", name="Resume").click()
+    await expect(job).to_have_attribute("data-paused", "false")
+    resumed = (await jobs_of(gateway, admin, "orders"))["purge-idempotency-keys"]
+    assert resumed["paused"] is False
+    assert resumed["next_run_at"] is not None
+
+    # Run one now: its last run appears, finished, and it is the run the API recorded as manual.
+    job = panel.locator('[data-service="realtime"] tr[data-job="trim-rooms"]')
+    before = await job.get_attribute("data-last-run-id")
+    await job.get_by_role("button", name="Run").click()
+    await expect(page.locator("#status")).to_contain_text("realtime/trim-rooms: run ", timeout=LIVE)
+    await expect(page.locator("#status")).to_contain_text(" succeeded.", timeout=LIVE)
+    await expect(job).not_to_have_attribute("data-last-run-id", before or "", timeout=LIVE)
+    await expect(job).to_have_attribute("data-last-status", "succeeded")
+    await expect(job.locator(".last-run .job-status")).to_have_text("succeeded")
+    run_id = await job.get_attribute("data-last-run-id")
+    runs = await gateway.get("/api/v1/admin/jobs/realtime/trim-rooms/runs", headers=admin)
+    run = next(r for r in runs.json()["items"] if r["id"] == run_id)
+    assert (run["trigger"], run["status"]) == ("manual", "succeeded")
+
+    # A service that cannot answer says so in its own group, as the problem's text; the others stay.
+    await asyncio.to_thread(stack.stop, "notification")
+    try:
+        await panel.get_by_role("button", name="Refresh").click()
+        failed = panel.locator('[data-service="notification"] .error')
+        await expect(failed).to_be_visible(timeout=LIVE)
+        await expect(failed).to_contain_text("The notification service")
+        await expect(panel.locator('[data-service="notification"] tbody tr')).to_have_count(0)
+        await expect(panel.locator('[data-service="users"] tbody tr')).not_to_have_count(0)
+    finally:
+        await asyncio.to_thread(stack.start, "notification")
+        await asyncio.to_thread(stack.wait_ready, "notification")
+    await panel.get_by_role("button", name="Refresh").click()
+    await expect(panel.locator('[data-service="notification"] .error')).to_be_hidden()
+    await expect(panel.locator('[data-service="notification"] tbody tr')).not_to_have_count(0)
+
+
+async def test_a_user_sees_no_jobs_panel_and_the_api_refuses_them(
+    stack: Stack, browser: Browser, gateway: httpx.AsyncClient
+) -> None:
+    uncaught: list[str] = []
+    page = await new_page(browser, uncaught)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    email = await sign_in(page, stack, "Grace")
+    await expect(page.locator("#jobs-panel")).to_be_hidden()
+    await expect(page.locator("#jobs > *")).to_have_count(0)
+    assert not [url for url in asked if "/api/v1/admin/" in url], "the page asked for jobs it cannot see"
+    user = await bearer(gateway, email, PASSWORD)
+    for service in SERVICES:
+        refused = await gateway.get(f"/api/v1/admin/jobs/{service}", headers=user)
+        assert refused.status_code == 403, (service, refused.text)
+        run = await gateway.post(f"/api/v1/admin/jobs/{service}/purge-outbox/run", headers=user)
+        assert run.status_code == 403, (service, run.text)
+    assert uncaught == []
 
 
 # ---- avatars (issue 14, contract section 9) -------------------------------------------------------

@@ -21,6 +21,7 @@ ASSETS = {
     "console.js": _JS,
     "dom.js": _JS,
     "avatars.js": _JS,
+    "jobs.js": _JS,
     "console.css": "text/css; charset=utf-8",
     "account.js": _JS,
 }

@@ -3,6 +3,7 @@
 // textContent, never as markup.
 import { createAvatars } from "./avatars.js";
 import { button, el, when } from "./dom.js";
+import { createJobsPanel } from "./jobs.js";
 
 const $ = (id) => document.getElementById(id);
 const FEED_LIMIT = 100;
@@ -80,6 +81,7 @@ async function fetchAvatar(userId, { fresh = false } = {}) {
 }
 
 const avatars = createAvatars(fetchAvatar);
+const jobs = createJobsPanel({ call, say, guarded });
 
 // ---- tokens ---------------------------------------------------------------------------------------
 
@@ -420,6 +422,7 @@ function signOut(message) {
   if (ws) ws.close(1000);
   $("feed").replaceChildren();
   closeRoom();
+  jobs.close();
   session.me = null;
   $("who").textContent = "";
   $("me-avatar").replaceChildren();
@@ -447,6 +450,8 @@ function bind() {
     showMe(me);
     showSignedIn(true);
     say("Logged in.");
+    // The panel is for admins; the API refuses everyone else (403) whatever the page shows.
+    if (me.roles.includes("admin")) jobs.open().catch((error) => say(error.message, true));
     await reload();
     await connect();
   }));
@@ -491,6 +496,8 @@ function bind() {
     showMe({ ...session.me, avatar_url: null });
     say("Avatar removed.");
   }));
+
+  $("jobs-refresh").addEventListener("click", guarded(() => jobs.open()));
 
   $("leave-room").addEventListener("click", guarded(async () => {
     if (session.room) sendFrame({ type: "leave", room: session.room.id });
