@@ -310,7 +310,7 @@ async def share_an_avatar(ada: Page, grace: Page, stack: Stack, tmp_path: Path) 
         assert await page.evaluate("window.pwned === undefined")
 
 
-async def test_a_refused_upload_says_why_and_keeps_the_avatar_a_new_one_replaces_it(
+async def test_a_refused_upload_says_why_a_new_avatar_replaces_the_old_and_removing_it_shows_initials(
     stack: Stack, browser: Browser, gateway: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     uncaught: list[str] = []
@@ -352,4 +352,13 @@ async def test_a_refused_upload_says_why_and_keeps_the_avatar_a_new_one_replaces
     await expect(page.locator("#status")).to_have_text("Avatar updated.", timeout=LIVE)
     for badge in (page.locator("#account-avatar .avatar"), page.locator("#me-avatar .avatar")):
         await shows_an_image(badge, GREEN)
+
+    # Removed: initials again, here and on the server.
+    await page.get_by_role("button", name="Remove avatar").click()
+    await expect(page.locator("#status")).to_have_text("Avatar removed.", timeout=LIVE)
+    await expect(page.locator("#account-avatar .avatar img")).to_have_count(0)
+    await expect(page.locator("#me-avatar .avatar")).to_have_attribute("data-initials", "AB")
+    await expect(page.get_by_role("button", name="Remove avatar")).to_be_hidden()
+    assert (await gateway.get("/api/v1/users/me", headers=user)).json()["avatar_url"] is None
+    assert (await gateway.get(me["avatar_url"], headers=user)).status_code == 404
     assert uncaught == []
