@@ -7,6 +7,25 @@ import re
 import httpx
 import pytest
 
+MARKUP_WRITERS = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write")
+IMPORT = re.compile(r'^import [^;]*? from "\./([a-z]+\.js)";$', re.MULTILINE)
+
+
+def console_scripts(client: httpx.Client) -> dict[str, str]:
+    """console.js and every module it imports, however deep, by name."""
+    found: dict[str, str] = {}
+    pending = ["console.js"]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        answer = client.get(f"/console/{name}")
+        assert answer.status_code == 200, name
+        assert answer.headers["content-type"] == "text/javascript; charset=utf-8"
+        found[name] = answer.text
+        pending += IMPORT.findall(answer.text)
+    return found
+
 
 def test_the_console_is_served_without_a_token_and_loads_only_its_own_assets(client: httpx.Client) -> None:
     page = client.get("/console")
@@ -23,11 +42,30 @@ def test_the_console_is_served_without_a_token_and_loads_only_its_own_assets(cli
         assert response.headers["content-security-policy"] == page.headers["content-security-policy"]
 
 
-def test_the_script_never_writes_markup(client: httpx.Client) -> None:
-    script = client.get("/console/console.js")
-    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
-    # Server data reaches the page as text only.
-    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script.text)
+def test_the_scripts_never_write_markup(client: httpx.Client) -> None:
+    scripts = console_scripts(client)
+    assert sorted(scripts) == ["avatars.js", "console.js", "dom.js", "jobs.js"]
+    page = client.get("/console")
+    for name, text in scripts.items():
+        # Server data reaches the page as text only.
+        assert not MARKUP_WRITERS.search(text), name
+        assert (
+            client.get(f"/console/{name}").headers["content-security-policy"]
+            == page.headers["content-security-policy"]
+        )
+
+
+def test_the_policy_allows_this_origin_and_the_pages_own_avatar_blobs_only(client: httpx.Client) -> None:
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in client.get("/console").headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'"
+    # No inline script or eval: a value that slipped into the page as markup could still not run.
+    assert policy["script-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    # blob: is the avatars the page fetched with its token; no other host, no data: URLs.
+    assert policy["img-src"] == "'self' blob:"
 
 
 @pytest.mark.parametrize("path", ["/console/other.js", "/console/__init__.py", "/console/%2e%2e/app.py"])
@@ -55,4 +93,4 @@ def test_the_account_link_pages_are_served_without_a_token(
     assert f"/console/{script}" in assets
     js = client.get(f"/console/{script}")
     assert js.status_code == 200
-    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", js.text)
+    assert not MARKUP_WRITERS.search(js.text)

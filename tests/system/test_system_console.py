@@ -176,8 +176,9 @@ async def token_expired_closes(stack: Stack) -> float:
     )
 
 
-async def sign_in(page: Page, stack: Stack, name: str) -> None:
-    email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.com"
+async def sign_in(page: Page, stack: Stack, name: str) -> str:
+    """Registers a new account named ``name`` on the page, logs in, waits until live; its e-mail."""
+    email = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:8]}@example.com"
     await page.goto(stack.url("gateway") + "/console")
     register = page.locator("#register-form")
     await register.get_by_label("E-mail").fill(email)
@@ -189,6 +190,7 @@ async def sign_in(page: Page, stack: Stack, name: str) -> None:
     await login.get_by_label("Password").fill("long enough")
     await login.get_by_role("button", name="Log in").click()
     await expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=LIVE)
+    return email
 
 
 async def test_two_people_talk_in_a_room_and_see_each_other_come_and_go(

@@ -6,26 +6,32 @@ need no CORS, and the browser keeps the tokens in the page's memory only.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
 
 from fastapi import APIRouter
 from starlette.responses import Response
 
 CONSOLE_URL = "/console"
-_FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
+_JS = "text/javascript; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+# What the pages load, each at /console/<name>: the console's ES modules (console.js imports the
+# others), its stylesheet, and the script of the pages behind the links in account e-mails.
+ASSETS = {
+    "console.js": _JS,
+    "dom.js": _JS,
+    "avatars.js": _JS,
+    "jobs.js": _JS,
     "console.css": "text/css; charset=utf-8",
-    # The pages behind the links in account e-mails, and their script.
-    "verify.html": "text/html; charset=utf-8",
-    "reset.html": "text/html; charset=utf-8",
-    "account.js": "text/javascript; charset=utf-8",
+    "account.js": _JS,
 }
-# Everything the page loads comes from here; it talks only to this origin (fetch and WebSocket).
+_FILES = {"index.html": _HTML, "verify.html": _HTML, "reset.html": _HTML, **ASSETS}
+# Everything the page loads comes from here; it talks only to this origin (fetch and WebSocket). Avatars
+# need the bearer token, so the page fetches them and shows them from blob: URLs (img-src blob:).
 _HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -34,7 +40,7 @@ _HEADERS = {
 
 
 def console_router() -> APIRouter:
-    """The page and its two assets, read once when the app is built."""
+    """The pages and their assets, read once when the app is built."""
     folder = files(__package__)
     assets = {name: (folder.joinpath(name).read_bytes(), media) for name, media in _FILES.items()}
     router = APIRouter(include_in_schema=False)
@@ -58,16 +64,14 @@ def console_router() -> APIRouter:
         """Sets a new password with the token of the reset e-mail's link."""
         return serve("reset.html")
 
-    @router.get(CONSOLE_URL + "/account.js")
-    async def account_js() -> Response:
-        return serve("account.js")
-
-    @router.get(CONSOLE_URL + "/console.js")
-    async def console_js() -> Response:
-        return serve("console.js")
-
-    @router.get(CONSOLE_URL + "/console.css")
-    async def console_css() -> Response:
-        return serve("console.css")
-
+    for name in ASSETS:
+        router.add_api_route(f"{CONSOLE_URL}/{name}", _asset(serve, name), methods=["GET"])
     return router
+
+
+def _asset(serve: Callable[[str], Response], name: str) -> Callable[[], Awaitable[Response]]:
+    async def asset() -> Response:
+        return serve(name)
+
+    asset.__name__ = "console_" + name.replace(".", "_")
+    return asset
