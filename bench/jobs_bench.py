@@ -25,7 +25,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.orders_bench import token_for
+from bench.orders_bench import WRK_TIMEOUT, token_for
 from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.vhost import throwaway_vhost
 from bench.wrk import WrkResult, run_wrk
@@ -84,7 +84,13 @@ def old_keys(database_url: str) -> int:
 def rounds_of_wrk(url: str, header: str, script: str, args: argparse.Namespace, n: int) -> list[WrkResult]:
     return [
         run_wrk(
-            url, header, threads=args.threads, connections=args.connections, seconds=args.round, script=script
+            url,
+            header,
+            threads=args.threads,
+            connections=args.connections,
+            seconds=args.round,
+            script=script,
+            timeout=WRK_TIMEOUT,
         )
         for _ in range(n)
     ]
@@ -121,7 +127,13 @@ def run(args: argparse.Namespace) -> int:
         script.write_text(KEYED_ORDER_SCRIPT)
         url = stack.url("gateway") + "/api/v1/orders"
         run_wrk(
-            url, header, threads=args.threads, connections=args.connections, seconds=3, script=str(script)
+            url,
+            header,
+            threads=args.threads,
+            connections=args.connections,
+            seconds=3,
+            script=str(script),
+            timeout=WRK_TIMEOUT,
         )
 
         alone = rounds_of_wrk(url, header, str(script), args, args.rounds)
