@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -139,12 +140,20 @@ class Stack:
             )
 
     def prepare(self) -> None:
-        """Create the database if missing, then each service's role, schema and migrations."""
+        """Create the database if missing, then each service's role, schema and migrations.
+
+        The services side by side: each step is mostly a Python process starting, each service has a
+        schema and a role of its own, and bootstrap serialises its statements on an advisory lock.
+        """
         asyncio.run(ensure_database(self.database_url))
-        for component in self.components:
-            if component.has_database:
-                self.run_step(component.name, "bootstrap-db")
-                self.run_step(component.name, "migrate")
+        services = [c.name for c in self.components if c.has_database]
+        with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+            # list() raises the first failure here.
+            list(pool.map(self._prepare_service, services))
+
+    def _prepare_service(self, name: str) -> None:
+        self.run_step(name, "bootstrap-db")
+        self.run_step(name, "migrate")
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         stderr: IO[bytes] | None = None
@@ -179,10 +188,13 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"{name} was not ready within {timeout:.0f}s: {last}")
 
-    def start_all(self) -> None:
+    def start_all(self, timeout: float = 60.0) -> None:
+        """Start every component at once, then wait until each is ready: none needs another to start
+        (they reach each other lazily and report it in /readyz), and starting is mostly imports."""
         for component in self.components:
             self.start(component.name)
-            self.wait_ready(component.name)
+        for component in self.components:
+            self.wait_ready(component.name, timeout)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 25.0) -> int | None:
         process = self.processes.pop(name, None)
