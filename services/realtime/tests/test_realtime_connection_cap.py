@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from websockets.exceptions import InvalidStatus
 
 from realtime.delivery.leases import ConnectionLeases
@@ -141,5 +141,39 @@ async def test_released_and_stopped_leases_are_deleted(realtime_db: Any) -> None
         leases.stop()
         await asyncio.wait_for(worker, 10)
         assert await rows() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_one_users_flood_of_handshakes_holds_one_database_connection(realtime_db: Any) -> None:
+    # A user opening hundreds of streams at once must not take the pool every other user needs.
+    engine = make_engine(realtime_db.service_url, schema="realtime", pool_size=5)
+    busy, most = 0, 0
+
+    def checkout(*_: object) -> None:
+        nonlocal busy, most
+        busy += 1
+        most = max(most, busy)
+
+    def checkin(*_: object) -> None:
+        nonlocal busy
+        busy -= 1
+
+    event.listen(engine.sync_engine.pool, "checkout", checkout)
+    event.listen(engine.sync_engine.pool, "checkin", checkin)
+    try:
+        leases = ConnectionLeases(engine, limit=10, ttl=30)
+        flooder, other = uuid.uuid4(), uuid.uuid4()
+        taken = await asyncio.gather(*(leases.acquire(flooder) for _ in range(100)))
+        assert sum(lease is not None for lease in taken) == 10
+        assert most == 1
+        # Past the allowance the refusals cost no database work at all, and others are served.
+        before = most
+        assert await leases.acquire(flooder) is None
+        assert await leases.acquire(other) is not None
+        assert most == before
+        # A released slot is free again.
+        leases.release(next(lease for lease in taken if lease is not None))
+        assert await leases.acquire(flooder) is not None
     finally:
         await engine.dispose()

@@ -8,6 +8,11 @@ saying so stops renewing, and its leases lapse after ``REALTIME_CONNECTION_LEASE
 
 Releases and renewals run in one background loop per replica (``run``), a statement for all of them,
 so closing thousands of connections at once (a shutdown, a network blip) costs a few statements.
+
+One user's handshakes take turns within a replica before they reach the database, and one refused at
+once when this replica alone already holds the user's whole allowance: a user opening hundreds of
+streams at once would otherwise hold every pooled connection waiting on their advisory lock, and every
+other user's handshake would wait for the pool (``python -m bench.stream_flood`` measured seconds).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 
 from sqlalchemy import Float, Integer, Uuid, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -86,6 +92,9 @@ class ConnectionLeases:
         self.limit = limit
         self.ttl = ttl
         self._held: dict[uuid.UUID, uuid.UUID] = {}  # lease -> user
+        self._held_by: Counter[uuid.UUID] = Counter()  # user -> leases held here
+        self._turns: dict[uuid.UUID, asyncio.Lock] = {}  # user -> their handshakes' turn, while any waits
+        self._waiting: Counter[uuid.UUID] = Counter()
         self._released: set[uuid.UUID] = set()  # released here, not yet deleted
         self._wake = asyncio.Event()
         self._stopping = False
@@ -96,6 +105,20 @@ class ConnectionLeases:
     async def acquire(self, user_id: uuid.UUID) -> uuid.UUID | None:
         """A lease for one more connection of ``user_id``, or None at the limit; ``AccountErased`` for a
         deleted user (raises ``DATABASE_ERRORS`` when the database cannot answer)."""
+        turn = self._turns.setdefault(user_id, asyncio.Lock())
+        self._waiting[user_id] += 1
+        try:
+            async with turn:
+                if self._held_by[user_id] >= self.limit:
+                    return None
+                return await self._take(user_id)
+        finally:
+            self._waiting[user_id] -= 1
+            if not self._waiting[user_id]:
+                del self._waiting[user_id]
+                del self._turns[user_id]
+
+    async def _take(self, user_id: uuid.UUID) -> uuid.UUID | None:
         lease = uuid.uuid4()
         async with self.engine.begin() as conn:
             if await conn.scalar(_ERASED, {"user_id": user_id}):
@@ -114,11 +137,16 @@ class ConnectionLeases:
         if taken is None:
             return None
         self._held[lease] = user_id
+        self._held_by[user_id] += 1
         return lease
 
     def release(self, lease: uuid.UUID) -> None:
         """The connection ended (synchronous, never waits: ``run`` deletes the row at once)."""
-        if self._held.pop(lease, None) is not None:
+        user_id = self._held.pop(lease, None)
+        if user_id is not None:
+            self._held_by[user_id] -= 1
+            if not self._held_by[user_id]:
+                del self._held_by[user_id]
             self._released.add(lease)
             self._wake.set()
 
@@ -171,6 +199,7 @@ class ConnectionLeases:
         """On shutdown: this replica's leases go with it (its connections are closed by now)."""
         self._released.update(self._held)
         self._held.clear()
+        self._held_by.clear()
         try:
             await self._delete_released()
         except DATABASE_ERRORS:
