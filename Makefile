@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test test-unit lint format bench infra up down clean apt-bench apt-test
+.PHONY: help install run test test-unit lint format bench dashboards infra up down clean apt-bench apt-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,10 +52,14 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-apt-bench:
-	@command -v wrk >/dev/null && command -v nginx >/dev/null || { \
-	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null || { echo "make bench needs wrk and nginx (apt-get install wrk nginx)"; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null; }
+apt-bench: ## Debian tools the benches use: wrk, nginx, and prometheus for make dashboards
+	@missing="$$(command -v wrk >/dev/null || echo wrk) $$(command -v nginx >/dev/null || echo nginx) $$(command -v prometheus >/dev/null || echo prometheus)"; \
+	missing="$$(echo $$missing)"; \
+	if [ -n "$$missing" ]; then \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null || { echo "make bench needs $$missing (apt-get install $$missing)"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  service prometheus stop >/dev/null 2>&1; \
+	fi; true
 
 bench: install apt-bench ## The benchmarks: prints a table of figures per part
 	$(BIN)/python -m bench.gateway_bench
@@ -67,6 +71,9 @@ bench: install apt-bench ## The benchmarks: prints a table of figures per part
 	$(BIN)/python -m bench.graphql_bench
 	$(BIN)/python -m bench.rooms_bench
 	$(BIN)/python services/realtime/bench/connections.py --connections 10000 --users 1000
+
+dashboards: install apt-bench ## Draw the Grafana dashboards from a bench run into deploy/grafana/images
+	$(BIN)/python -m bench.dashboards
 
 # The compose file publishes no host port; these targets ask for the developer's ports on 127.0.0.1.
 COMPOSE := docker compose -f docker-compose.yml -f deploy/docker/compose.ports.yml

@@ -1,0 +1,1 @@
+"""The Grafana dashboards drawn from a bench run (``python -m bench.dashboards``, ``make dashboards``)."""
