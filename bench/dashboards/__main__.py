@@ -125,10 +125,11 @@ def record(args: argparse.Namespace, dashboards: list[tuple[Path, Dashboard]]) -
 
         async def outage() -> None:
             await asyncio.to_thread(stack.stop, "users")
+            stopped = time.monotonic()
             await asyncio.sleep(args.outage)  # the outage itself: how long users is away
-            log.info("the users service started again")
             await asyncio.to_thread(stack.start, "users")
-            await asyncio.to_thread(stack.wait_ready, "users")
+            await asyncio.to_thread(stack.wait_ready, "users", 60)
+            log.info(f"users is ready again, {time.monotonic() - stopped:.0f} s after it was stopped")
 
         traffic = Traffic(stack.url("gateway"), amqp_url, ADMIN, outage, people=args.people)
         tally = asyncio.run(traffic.run(args.seconds))

@@ -234,7 +234,7 @@ class Traffic:
 
     async def run_every_job(self) -> None:
         for service in SERVICES_WITH_JOBS:
-            jobs = await self.call("jobs", "GET", f"/api/v1/admin/jobs/{service}", self.admin)
+            jobs = await self.call(f"jobs of {service}", "GET", f"/api/v1/admin/jobs/{service}", self.admin)
             for job in jobs.json()["items"] if jobs is not None and jobs.status_code == 200 else []:
                 await self.call(
                     "run job", "POST", f"/api/v1/admin/jobs/{service}/{job['name']}/run", self.admin
