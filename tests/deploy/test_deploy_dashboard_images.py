@@ -8,11 +8,13 @@ dashboard JSON it sits beside (each PNG records the SHA-256 of its source).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bench.dashboards.draw import Drawn, busiest_first
 from bench.dashboards.grafana import (
@@ -32,9 +34,10 @@ from bench.dashboards.grafana import (
 from bench.dashboards.prometheus import Series
 from bench.dashboards.units import format_value
 
-from .manifests import GRAFANA
+from .manifests import DEPLOY, GRAFANA
 
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+IMAGES = GRAFANA / "images"
 
 
 # --- variables ----------------------------------------------------------------------------------
@@ -238,3 +241,30 @@ def test_panels_side_by_side_keep_their_gap_and_do_not_overlap() -> None:
 def test_a_panel_outside_the_grid_or_too_small_is_refused(grid: GridPos) -> None:
     with pytest.raises(ValueError):
         box(grid, 10, figure_px=(240, 400), gap_px=6)
+
+
+# --- the committed images -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", DASHBOARDS, ids=lambda p: p.name)
+def test_each_dashboard_has_an_image_drawn_from_its_current_json(source: Path) -> None:
+    uid = json.loads(source.read_text())["uid"]
+    image = IMAGES / f"{uid}.png"
+    assert image.is_file(), f"{image} is missing: `make dashboards` draws it"
+    with Image.open(image) as png:
+        recorded = png.info.get("Dashboard-SHA256")
+        assert png.size[0] >= 1200
+    assert recorded == hashlib.sha256(source.read_bytes()).hexdigest(), (
+        f"{image.name} was drawn from another version of {source.name}: run `make dashboards`"
+    )
+
+
+def test_the_deploy_readme_shows_every_dashboard_image() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    for source in DASHBOARDS:
+        uid = json.loads(source.read_text())["uid"]
+        assert f"](grafana/images/{uid}.png)" in readme, uid
+    assert "make dashboards" in readme
+    assert sorted(p.stem for p in IMAGES.glob("*.png")) == sorted(
+        json.loads(s.read_text())["uid"] for s in DASHBOARDS
+    ), "an image without a dashboard"
