@@ -28,6 +28,12 @@ from aiosmtpd.controller import Controller
 
 from bench.dashboards.draw import Drawn, PanelResult, render
 from bench.dashboards.grafana import Dashboard, legend, load_dashboard, query_values, substitute, title_values
+from bench.dashboards.incidents import (
+    Incident,
+    broker_outage,
+    component_outage,
+    postgres_ends_listeners,
+)
 from bench.dashboards.prometheus import Prometheus, running_prometheus
 from bench.dashboards.recording import Recording, digest, load_recording
 from bench.dashboards.traffic import Traffic
@@ -114,7 +120,7 @@ def record(args: argparse.Namespace, dashboards: list[tuple[Path, Dashboard]]) -
             },
             # The gateway sees each simulated person's own address and applies its real limits.
             component_env={"gateway": {"RATE_LIMIT_SCALE": "1", "GATEWAY_TRUSTED_PROXIES": "127.0.0.1"}},
-            log_dir=workdir / "logs",
+            log_dir=args.logs or workdir / "logs",
         )
         cleanup.callback(stack.stop_all)
         log.info(f"preparing and starting {', '.join(c.name for c in components)} ...")
@@ -123,15 +129,16 @@ def record(args: argparse.Namespace, dashboards: list[tuple[Path, Dashboard]]) -
         targets = {c.name: f"127.0.0.1:{stack.port(c.name)}" for c in components}
         prometheus = cleanup.enter_context(running_prometheus(targets, workdir))
 
-        async def outage() -> None:
-            await asyncio.to_thread(stack.stop, "users")
-            stopped = time.monotonic()
-            await asyncio.sleep(args.outage)  # the outage itself: how long users is away
-            await asyncio.to_thread(stack.start, "users")
-            await asyncio.to_thread(stack.wait_ready, "users", 60)
-            log.info(f"users is ready again, {time.monotonic() - stopped:.0f} s after it was stopped")
-
-        traffic = Traffic(stack.url("gateway"), amqp_url, ADMIN, outage, people=args.people)
+        incidents = [
+            Incident(
+                0.3, f"users stopped for {args.outage:.0f} s", component_outage(stack, "users", args.outage)
+            ),
+            Incident(0.65, "the broker refuses the run's connections for 8 s", broker_outage(amqp_url, 8)),
+            Incident(
+                0.8, "Postgres ends realtime's LISTEN connections", postgres_ends_listeners(database_url)
+            ),
+        ]
+        traffic = Traffic(stack.url("gateway"), amqp_url, ADMIN, incidents, people=args.people)
         tally = asyncio.run(traffic.run(args.seconds))
         finished = time.time()
         log.info("requests by outcome: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.statuses.items())))
@@ -212,6 +219,7 @@ def main() -> int:
         default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL))
+    parser.add_argument("--logs", type=Path, help="keep the components' logs in this folder")
     parser.add_argument("--save", type=Path, help="also write the queries' answers to this JSON file")
     parser.add_argument("--replay", type=Path, help="draw from a --save file instead of running anything")
     args = parser.parse_args()

@@ -105,6 +105,7 @@ def _time_axis(ax: Axes) -> None:
     """Unix seconds on the x axis, ticked on round multiples (15 s, 30 s, 1 min), printed as UTC clock."""
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 1.5, 3, 6, 10]))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _clock(value)))
+    ax.tick_params(axis="x", pad=6)  # clear of the lowest y label, which sits on the axis' bottom edge
 
 
 def _style(ax: Axes, unit: str) -> None:

@@ -47,7 +47,12 @@ class Prometheus:
 
     def _get(self, path: str, params: Mapping[str, str]) -> Any:
         response = httpx.get(self.api + path, params=params, timeout=30)
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:  # not JSON: still starting ("Service Unavailable"), or not Prometheus at all
+            raise RuntimeError(
+                f"Prometheus answered {response.status_code}: {response.text[:200]!r}"
+            ) from None
         if response.status_code != 200 or body.get("status") != "success":
             raise RuntimeError(f"Prometheus refused {params.get('query', path)!r}: {body.get('error')}")
         return body["data"]

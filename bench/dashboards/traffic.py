@@ -5,11 +5,11 @@ trusts 127.0.0.1), so the gateway's per-client limits apply as in production. Ea
 places an order (sometimes with an ``Idempotency-Key``), pays most of them, cancels some, reads their
 orders, notifications and unread count, asks GraphQL, and now and then sends an invalid order (422) or
 asks for an order that does not exist (404). Some hold a WebSocket or an SSE stream; four talk in a
-room. An admin ships and delivers paid orders. And at fixed moments of the run: every scheduled job of
-every service is run through the admin API, one address guesses passwords until the gateway answers
-429, three malformed messages land on the ``events`` exchange (dead-lettered by each consumer), a
-WebSocket is dropped and reopened, and the users service is stopped for ``outage`` seconds, then
-started again (orders answers 503, its breaker to users opens, the gateway sees upstream errors).
+room, and one keeps reconnecting. An admin ships and delivers paid orders. And at fixed moments of the
+run: every scheduled job of every service is run through the admin API, one address guesses passwords
+until the gateway answers 429, and three malformed messages land on the ``events`` exchange
+(dead-lettered by each consumer); the faults that need the stack's processes, database or broker
+(``incidents.py``) are handed in and happen at their own moments.
 """
 
 from __future__ import annotations
@@ -17,20 +17,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
 import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from bench.dashboards.incidents import Incident
 from shared.messaging.events import EXCHANGE
 
 log = logging.getLogger("bench.dashboards.traffic")
@@ -74,7 +76,7 @@ class Traffic:
         gateway: str,
         amqp_url: str,
         admin: tuple[str, str],
-        outage: Callable[[], Awaitable[None]],
+        incidents: Sequence[Incident],
         *,
         people: int,
         seed: int = 15,
@@ -83,7 +85,7 @@ class Traffic:
         self.ws_url = gateway.replace("http://", "ws://")
         self.amqp_url = amqp_url
         self.admin_login = admin
-        self.outage = outage
+        self.incidents = incidents
         self.people = [
             Person(f"10.15.{n // 200}.{n % 200 + 1}", f"dash-{n}-{uuid.uuid4().hex[:6]}@example.com")
             for n in range(people)
@@ -183,8 +185,21 @@ class Traffic:
     # --- streams ------------------------------------------------------------------------------------
 
     async def websocket(self, who: Person, *, room: str | None = None, hold: float | None = None) -> None:
-        """One WebSocket through the gateway, read until the run ends (or ``hold`` seconds); in
-        ``room`` it joins and says something every few seconds."""
+        """One WebSocket through the gateway, held until the run ends (or for ``hold`` seconds); in
+        ``room`` it joins and says something every 3 s. When the server closes it, it is opened again
+        a second later, as the console does."""
+        what = "room websocket" if room is not None else "websocket"
+        while not self.stop.is_set():
+            why = await self._hold_websocket(who, room, hold)
+            if why is None:
+                return
+            log.info(f"the {what} of {who.address} was {why}")
+            self.tally.note(what, why)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 1.0)
+
+    async def _hold_websocket(self, who: Person, room: str | None, hold: float | None) -> str | None:
+        """None when the connection was held as long as wanted; otherwise how it ended."""
         try:
             async with connect(
                 f"{self.ws_url}/ws?token={who.token}",
@@ -193,26 +208,25 @@ class Traffic:
                 open_timeout=15,
             ) as ws:
                 self.tally.note("websocket", "open")
-                reader = asyncio.create_task(self._drain(ws))
                 if room is not None:
                     await ws.send(orjson.dumps({"type": "join", "room": room}).decode())
-                deadline = time.monotonic() + (hold if hold is not None else 1e9)
-                while not self.stop.is_set() and time.monotonic() < deadline:
-                    if room is not None:
+                deadline = time.monotonic() + (hold if hold is not None else math.inf)
+                next_say = time.monotonic() + 1.0
+                while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                    if room is not None and time.monotonic() >= next_say:
                         text = f"hello from {who.address} #{self.rng.randrange(1000)}"
                         await ws.send(orjson.dumps({"type": "say", "room": room, "text": text}).decode())
+                        next_say += 3.0
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self.stop.wait(), min(3.0, max(0.0, deadline - time.monotonic()))
-                        )
-                reader.cancel()
-        except (OSError, WebSocketException) as exc:
-            self.tally.note("websocket", type(exc).__name__)
-
-    async def _drain(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(WebSocketException):
-            async for _ in ws:
-                pass
+                        await asyncio.wait_for(ws.recv(), min(0.5, left))  # cancelling recv loses nothing
+            return None
+        except ConnectionClosed as exc:
+            closed = exc.rcvd
+            return (
+                f"closed {closed.code} {closed.reason}".strip() if closed else "closed without a close frame"
+            )
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            return f"not opened: {type(exc).__name__} {exc}"
 
     async def sse(self, who: Person) -> None:
         try:
@@ -264,12 +278,14 @@ class Traffic:
             await connection.close()
         self.tally.note("malformed", count)
 
-    async def at(self, started: float, second: float, what: Callable[[], Awaitable[None]], name: str) -> None:
+    async def at(self, started: float, seconds: float, incident: Incident) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), max(0.0, started + second - time.monotonic()))
+            await asyncio.wait_for(
+                self.stop.wait(), max(0.0, started + seconds * incident.share - time.monotonic())
+            )
         if not self.stop.is_set():
-            log.info(f"t={time.monotonic() - started:4.0f}s: {name}")
-            await what()
+            log.info(f"t={time.monotonic() - started:4.0f}s: {incident.name}")
+            await incident.happen()
 
     # --- the whole run ------------------------------------------------------------------------------
 
@@ -295,17 +311,16 @@ class Traffic:
             streams = [asyncio.create_task(self.sse(p)) for p in self.people[12:14]]
             tasks.append(asyncio.create_task(self.churn(self.people[14], every=10)))
             moments = [
-                (0.1, self.run_every_job, "every scheduled job of every service, through the admin API"),
-                (0.25, self.guess_passwords, "one address guessing passwords"),
-                (0.35, self.publish_malformed, "three malformed messages on the events exchange"),
-                (0.45, self.outage, "the users service stopped"),
-                (0.75, self.run_every_job, "every scheduled job again"),
-                (0.85, self.guess_passwords, "password guessing again"),
+                Incident(
+                    0.1, "every scheduled job of every service, through the admin API", self.run_every_job
+                ),
+                Incident(0.2, "one address guessing passwords", self.guess_passwords),
+                Incident(0.25, "three malformed messages on the events exchange", self.publish_malformed),
+                Incident(0.85, "every scheduled job again", self.run_every_job),
+                Incident(0.9, "password guessing again", self.guess_passwords),
+                *self.incidents,
             ]
-            tasks += [
-                asyncio.create_task(self.at(started, seconds * share, what, name))
-                for share, what, name in moments
-            ]
+            tasks += [asyncio.create_task(self.at(started, seconds, incident)) for incident in moments]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), seconds)
             self.stop.set()
