@@ -22,6 +22,15 @@ class RealtimeMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> RealtimeMetrics:
+        metrics = cls._register(registry)
+        # Exported at 0 from the start: a dashboard or alert over a rare event (a 4008) sees a series
+        # before the first one happens, rather than no data.
+        for transport in ("ws", "sse"):
+            metrics.slow_disconnects.labels(transport)
+        return metrics
+
+    @classmethod
+    def _register(cls, registry: CollectorRegistry) -> RealtimeMetrics:
         return cls(
             connections=Gauge(
                 "realtime_connections",

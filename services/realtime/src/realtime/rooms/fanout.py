@@ -24,6 +24,7 @@ from sqlalchemy import String, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from realtime.rooms.frames import ROOMS_CHANNEL
+from shared.messaging.broker import BROKER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,13 @@ class BrokerFanout:
             # Not connected yet: the members' next join or the resync after connecting catches up.
             log.warning("room fan-out not connected; notices dropped", extra={"count": len(notices)})
             return
-        for payload in notices:
-            await exchange.publish(aio_pika.Message(payload.encode()), routing_key="")
+        try:
+            for payload in notices:
+                await exchange.publish(aio_pika.Message(payload.encode()), routing_key="")
+        except BROKER_ERRORS:
+            # The messages are stored; members get them from history on their next join (with since).
+            # Failing the frame instead would close the sender's connection over the broker's outage.
+            log.warning("room fan-out failed; notices dropped", extra={"count": len(notices)}, exc_info=True)
 
     async def check(self) -> None:
         if not self.consuming:
