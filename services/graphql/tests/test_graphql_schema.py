@@ -96,3 +96,10 @@ async def test_every_service_is_reached_over_the_shared_fast_transport() -> None
         assert set(services.clients) == {"users", "orders", "notification", "realtime"}
         for client in services.clients.values():
             assert isinstance(client._transport, PoolTransport)
+
+
+@pytest.mark.parametrize("url", ["https://users:8001", "http://users:8001/api", "users:8001", "http://:8001"])
+def test_a_service_url_the_pool_cannot_reach_stops_the_start(url: str) -> None:
+    with pytest.raises(ValidationError, match="GRAPHQL_USERS_URL must be http://host:port"):
+        Settings(users_url=url)
+    assert Settings(users_url="http://users:8001/").users_url == "http://users:8001"

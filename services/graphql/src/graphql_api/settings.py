@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.http import pool_origin
 from shared.service.settings import DEV_INTERNAL_TOKEN, BaseServiceSettings
 
 # What the users service accepts on /internal/* outside production; production refuses it here too.
@@ -33,8 +34,9 @@ class Settings(BaseServiceSettings):
 
     @field_validator("users_url", "orders_url", "notification_url", "realtime_url")
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _pool_origin(cls, value: str, info: ValidationInfo) -> str:
+        # Every service client runs on shared.http's PoolTransport, which speaks plain HTTP only.
+        return pool_origin(value, f"GRAPHQL_{(info.field_name or '').upper()}")
 
     @property
     def introspection(self) -> bool:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.http import pool_origin
 from shared.service.settings import DEV_INTERNAL_TOKEN, DatabaseServiceSettings
 
 SCHEMA = "orders"
@@ -65,11 +65,8 @@ class Settings(DatabaseServiceSettings):
     @model_validator(mode="after")
     def _normalise_users_url(self) -> Settings:
         if self.users_url is not None:
-            self.users_url = self.users_url.rstrip("/")
-            parts = urlsplit(self.users_url)
-            # The account check's client (shared.http) speaks plain HTTP to a host and port, no more.
-            if parts.scheme != "http" or not parts.hostname or parts.path or parts.query:
-                raise ValueError(f"ORDERS_USERS_URL must be http://host:port, not {self.users_url!r}")
+            # The account check's transport (shared.http) speaks plain HTTP to a host and port, no more.
+            self.users_url = pool_origin(self.users_url, "ORDERS_USERS_URL")
         return self
 
     @property

@@ -9,7 +9,7 @@ from shared.http.errors import (
     UpstreamTimedOut,
 )
 from shared.http.pool import Header, UpstreamPool, UpstreamResponse
-from shared.http.transport import PoolTransport
+from shared.http.transport import PoolTransport, pool_origin
 
 __all__ = [
     "Header",
@@ -21,4 +21,5 @@ __all__ = [
     "UpstreamProtocolError",
     "UpstreamResponse",
     "UpstreamTimedOut",
+    "pool_origin",
 ]

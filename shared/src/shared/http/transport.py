@@ -9,6 +9,8 @@ already adds the current span's ``traceparent``, as httpx's instrumentation does
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import httpx
 
 from shared.http.errors import (
@@ -21,6 +23,17 @@ from shared.http.pool import Header, UpstreamPool
 # The pool writes these itself (host from its URL, content-length from the body it is given).
 _POOL_WRITES = frozenset((b"host", b"content-length", b"transfer-encoding"))
 _HTTP_11 = {"http_version": b"HTTP/1.1"}
+
+
+def pool_origin(url: str, setting: str) -> str:
+    """``url`` without a trailing slash, if the pool can reach it: ``http://host[:port]`` and nothing
+    more. For a settings validator, so a URL it cannot serve (https, a path) stops the start with
+    ``setting`` named, rather than failing every call as unavailable."""
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or parts.path or parts.query or parts.fragment:
+        raise ValueError(f"{setting} must be http://host:port, not {url!r}")
+    return url
 
 
 class PoolTransport(httpx.AsyncBaseTransport):
