@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -40,15 +41,25 @@ ORDER = {
 }
 
 
+async def _retried(call: Callable[[], Awaitable[httpx.Response]], attempts: int = 5) -> httpx.Response:
+    """A 503 or 429 (a busy pool on a loaded machine) is tried again after its Retry-After."""
+    response = await call()
+    for _ in range(attempts - 1):
+        if response.status_code not in (429, 503):
+            break
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+        response = await call()
+    return response
+
+
 async def tokens_for(client: httpx.AsyncClient, count: int) -> list[str]:
     async def one(i: int) -> str:
         email = f"rt-{i}-{uuid.uuid4().hex[:6]}@example.com"
-        await client.post(
-            "/api/v1/auth/register", json={"email": email, "password": "bench pass", "full_name": "R"}
-        )
-        response = await client.post(
-            "/api/v1/auth/token", data={"grant_type": "password", "username": email, "password": "bench pass"}
-        )
+        body = {"email": email, "password": "bench pass", "full_name": "R"}
+        response = await _retried(lambda: client.post("/api/v1/auth/register", json=body))
+        response.raise_for_status()
+        form = {"grant_type": "password", "username": email, "password": "bench pass"}
+        response = await _retried(lambda: client.post("/api/v1/auth/token", data=form))
         response.raise_for_status()
         token: str = response.json()["access_token"]
         return token

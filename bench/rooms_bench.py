@@ -3,136 +3,114 @@
 Run from the repository root: ``.venv/bin/python -m bench.rooms_bench`` (needs Postgres, RabbitMQ).
 It makes a throwaway database and vhost, starts users, orders, realtime and the gateway as real
 processes plus a second realtime replica, registers ``--users`` accounts and opens ``--members``
-WebSockets into one room: half through the gateway (replica one), half straight to replica two. Then
-``--senders`` of them say ``--rate`` messages a second in all for ``--seconds`` while ``--orders`` orders
-a second are created through the gateway (their events are stored with NOTIFY by realtime's consumer:
-the load that makes NOTIFY's commit lock contended). For every (message, member) pair it records the
-time from the ``say`` being sent to its ``message`` frame arriving. ``--fanout`` picks how replicas
-hear of each other's messages (``notify``, ``broker``, or ``both`` to run one after the other).
+WebSockets into one room: half through the gateway (replica one), half straight to replica two. Then:
+
+1. ``--senders`` of them say ``--rate`` messages a second in all for ``--seconds`` while ``--orders``
+   orders a second are created through the gateway (their events are stored with NOTIFY by realtime's
+   consumer: the load that makes NOTIFY's commit lock contended). For every (message, member) pair it
+   records the time from the ``say`` being sent to its ``message`` frame arriving. ``--fanout`` picks
+   how replicas hear of each other's messages (``notify``, ``broker``, or ``both``).
+2. On realtime's default fan-out only: the sustained rate, ``--steps`` messages/s for
+   ``--step-seconds`` each (``rooms_steps.py`` has the pass rule), up to the first failing step.
+3. On the default fan-out only: replica two is killed with SIGKILL and the time until presence drops
+   its members is measured (``rooms_presence.py``).
+
+The members are read in ``--readers`` subprocesses (``rooms_members.py`` says why); before the stack
+starts, ``--client-check`` seconds measure what those readers parse with no server of ours in the way.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
+import signal
 import statistics
 import sys
 import tempfile
-import time
-import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
-import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from bench.processes import configure_bench_logging, free_port, throwaway_database
-from bench.realtime_bench import ORDER, tokens_for
+from bench.realtime_bench import tokens_for
+from bench.rooms_client import parse_rate
+from bench.rooms_members import Member, Members, ReaderPool
+from bench.rooms_presence import Convergence, converge_after_kill, user_id
+from bench.rooms_steps import Load, Step, pct, run_step, sustained, sustained_table
 from bench.vhost import throwaway_vhost
+from realtime.settings import Settings as RealtimeSettings
 from shared.devstack import COMPONENTS, Stack, write_dev_key
 from shared.service.settings import DEFAULT_AMQP_URL
 
 log = logging.getLogger("bench.rooms_bench")
 
-
-class Room:
-    def __init__(self) -> None:
-        self.sent: dict[str, float] = {}
-        self.arrivals: list[tuple[str, float]] = []
-        self.closed: list[int] = []
-        self.sockets: list[ClientConnection] = []
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def join(self, ws_url: str, token: str, room: str) -> ClientConnection:
-        ws = await connect(
-            f"{ws_url}?token={token}", compression=None, max_size=2**20, open_timeout=60, close_timeout=2
-        )
-        await ws.send(orjson.dumps({"type": "join", "room": room}).decode())
-        while orjson.loads(await ws.recv()).get("type") != "joined":
-            pass
-        self.sockets.append(ws)
-        self.tasks.append(asyncio.create_task(self._read(ws)))
-        return ws
-
-    async def _read(self, ws: ClientConnection) -> None:
-        # A connection the server closes (4008) ends the loop; its code is what is recorded.
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                now = time.perf_counter()
-                frame = orjson.loads(raw)
-                if frame.get("type") == "message" and frame.get("client_id"):
-                    self.arrivals.append((frame["client_id"], now))
-        if ws.close_code is not None and ws.close_code != 1000:
-            self.closed.append(ws.close_code)
-
-    async def close(self) -> None:
-        for ws in self.sockets:
-            await ws.close()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+DEFAULT_FANOUT: str = RealtimeSettings.model_fields["room_fanout"].default
+TARGET_FRAMES_PER_S = 20_000
 
 
-async def measure(gateway: str, replica_two: str, args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Outcome:
+    fanout: str
+    first: Step
+    stored: int
+    steps: list[Step] = field(default_factory=list)
+    skipped: list[float] = field(default_factory=list)
+    presence: Convergence | None = None
+
+
+async def register(gateway: str, users: int) -> list[str]:
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        return await tokens_for(client, users)
+
+
+async def measure(
+    stack: Stack, two: Stack, args: argparse.Namespace, fanout: str, tokens: list[str]
+) -> Outcome:
+    gateway = stack.url("gateway")
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client:
-        tokens = await tokens_for(client, args.users)
         auth = {"Authorization": f"Bearer {tokens[0]}"}
-        room_id = (await client.post("/api/v1/rooms", json={"name": "bench"}, headers=auth)).json()["id"]
-        room = Room()
-        urls = [gateway.replace("http://", "ws://") + "/ws", replica_two.replace("http://", "ws://") + "/ws"]
-        members: list[ClientConnection] = []
-        for first in range(0, args.members, 50):
-            members += await asyncio.gather(
-                *(
-                    room.join(urls[i % 2], tokens[i % args.users], room_id)
-                    for i in range(first, min(args.members, first + 50))
+        room = (await client.post("/api/v1/rooms", json={"name": fanout}, headers=auth)).json()["id"]
+        urls = [
+            gateway.replace("http://", "ws://") + "/ws",
+            two.url("realtime").replace("http://", "ws://") + "/ws",
+        ]
+        # Member i is on replica i % 2 + 1 with account i % users: with an even --users, each account's
+        # connections are all on one replica, so killing replica two makes half the accounts leave.
+        members: list[Member] = [(urls[i % 2], tokens[i % args.users]) for i in range(args.members)]
+        replica_of = [(user_id(tokens[i % args.users]), i % 2 + 1) for i in range(args.members)]
+        senders = Members()
+        pool = ReaderPool(args.readers, members[args.senders :], room)
+        try:
+            await pool.start()
+            await senders.join_all(members[: args.senders], room)
+            log.info(f"[{fanout}] {args.members} members in the room ({args.readers} reader processes)")
+            load = Load(client, tokens, room, args.members, senders, senders.sockets, pool, args.drain)
+            first = await run_step(load, args.rate, args.seconds, args.orders)
+            stored = (await client.get(f"/api/v1/rooms/{room}", headers=auth)).json()["last_offset"]
+            outcome = Outcome(fanout, first, stored)
+            if fanout == DEFAULT_FANOUT and args.steps:
+                log.info(f"[{fanout}] sustained rate, steps {args.steps} messages/s")
+                outcome.steps = await sustained(load, args.steps, args.step_seconds)
+                outcome.skipped = args.steps[len(outcome.steps) :]
+            if fanout == DEFAULT_FANOUT and args.kill:
+                log.info(f"[{fanout}] SIGKILL to replica two; waiting for presence to drop its members")
+                outcome.presence = await converge_after_kill(
+                    load, replica_of, lambda: two.stop("realtime", signal.SIGKILL)
                 )
-            )
-        log.info(f"{len(members)} members in the room")
-        total = int(args.rate * args.seconds)
-        start = time.perf_counter()
-
-        async def say(i: int) -> None:
-            await asyncio.sleep(max(0.0, start + i / args.rate - time.perf_counter()))
-            client_id = str(uuid.uuid4())
-            room.sent[client_id] = time.perf_counter()
-            frame = {"type": "say", "room": room_id, "text": f"m{i}", "client_id": client_id}
-            await members[i % args.senders].send(orjson.dumps(frame).decode())
-
-        orders_total = int(args.orders * args.seconds)
-        created = 0
-
-        async def order(i: int) -> None:
-            nonlocal created
-            await asyncio.sleep(max(0.0, start + i / args.orders - time.perf_counter()))
-            token = tokens[i % args.users]
-            response = await client.post(
-                "/api/v1/orders", json=ORDER, headers={"Authorization": f"Bearer {token}"}
-            )
-            created += response.status_code == 201
-
-        await asyncio.gather(*(say(i) for i in range(total)), *(order(i) for i in range(orders_total)))
-        await asyncio.sleep(3)
-        stored = (await client.get(f"/api/v1/rooms/{room_id}", headers=auth)).json()["last_offset"]
-        await room.close()
-    latencies = [(at - room.sent[cid]) * 1000 for cid, at in room.arrivals if cid in room.sent]
-    return {
-        "latencies": sorted(latencies),
-        "stored": stored,
-        "said": total,
-        "orders": created,
-        "orders_wanted": orders_total,
-        "closed": room.closed,
-        "expected": stored * args.members,
-    }
+            await pool.stop()
+            await senders.close()
+            return outcome
+        finally:
+            pool.kill()
 
 
-def run(args: argparse.Namespace, fanout: str) -> dict[str, Any]:
+def run(args: argparse.Namespace, modes: list[str]) -> list[Outcome]:
+    """One stack for every fan-out: only the two realtime replicas are restarted between them."""
     with ExitStack() as cleanup:
         workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="rooms-bench-")))
         database_url = cleanup.enter_context(throwaway_database(args.database_url))
@@ -142,7 +120,6 @@ def run(args: argparse.Namespace, fanout: str) -> dict[str, Any]:
             "USERS_JWT_PRIVATE_KEY_FILE": str(write_dev_key(workdir / "jwt-ed25519.pem")),
             "LOG_LEVEL": "WARNING",
             "APP_ENV": "development",
-            "REALTIME_ROOM_FANOUT": fanout,
             # One address opens every connection and says every message here.
             "RATE_LIMIT_SCALE": "1000",
             "REALTIME_SAY_RATE": "1000",
@@ -153,49 +130,79 @@ def run(args: argparse.Namespace, fanout: str) -> dict[str, Any]:
             components=[c for c in COMPONENTS if c.name in ("users", "orders", "realtime", "gateway")],
             ports=ports,
             env=env,
+            component_env={"realtime": {"REALTIME_ROOM_FANOUT": modes[0]}},
             log_dir=workdir / "logs",
         )
         cleanup.callback(stack.stop_all)
-        two = Stack(
-            database_url=database_url,
-            amqp_url=amqp_url,
-            components=[c for c in COMPONENTS if c.name == "realtime"],
-            ports={**ports, "realtime": free_port()},
-            env=env,
-            log_dir=workdir / "logs-two",
-        )
-        cleanup.callback(two.stop_all)
-        log.info(f"[{fanout}] starting users, orders, two realtime replicas, gateway ...")
+        log.info("starting users, orders, realtime, gateway ...")
         stack.prepare()
         stack.start_all()
-        two.start_all()
-        return asyncio.run(measure(stack.url("gateway"), two.url("realtime"), args))
+        tokens = asyncio.run(register(stack.url("gateway"), args.users))
+        outcomes = []
+        for mode in modes:
+            if stack.component_env["realtime"]["REALTIME_ROOM_FANOUT"] != mode:
+                stack.component_env["realtime"]["REALTIME_ROOM_FANOUT"] = mode
+                stack.stop("realtime")
+                stack.start("realtime")
+                stack.wait_ready("realtime")
+            two = Stack(
+                database_url=database_url,
+                amqp_url=amqp_url,
+                components=[c for c in COMPONENTS if c.name == "realtime"],
+                ports={**ports, "realtime": free_port()},
+                env={**env, "REALTIME_ROOM_FANOUT": mode},
+                log_dir=workdir / f"logs-{mode}",
+            )
+            cleanup.callback(two.stop_all)
+            log.info(f"[{mode}] starting realtime replica two")
+            two.start_all()
+            outcomes.append(asyncio.run(measure(stack, two, args, mode, tokens)))
+            two.stop_all()
+        return outcomes
 
 
-def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> str:
+def latency_table(args: argparse.Namespace, outcomes: list[Outcome]) -> list[str]:
     lines = [
         f"say -> message frame at every member, {args.members} members over two replicas, "
         f"{args.rate:.0f} messages/s for {args.seconds:.0f} s with {args.orders:.0f} orders/s",
         "",
         "| fan-out | messages stored / said | frames received / expected | p50 ms | p99 ms "
-        "| mean ms | orders 201 | closed (4008...) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| mean ms | orders 201 | busiest reader CPU | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for fanout, r in results.items():
-        ordered = r["latencies"]
-
-        def pct(q: float, ordered: list[float] = ordered) -> float:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-        mean = statistics.fmean(ordered) if ordered else float("nan")
+    for o in outcomes:
+        s = o.first
+        mean = statistics.fmean(s.latencies) if s.latencies else float("nan")
         lines.append(
-            f"| {fanout} | {r['stored']} / {r['said']} | {len(ordered)} / {r['expected']} "
-            f"| {pct(0.5):.1f} | {pct(0.99):.1f} | {mean:.1f} | {r['orders']} / {r['orders_wanted']} "
-            f"| {r['closed'] or 'none'} |"
+            f"| {o.fanout}{' (default)' if o.fanout == DEFAULT_FANOUT else ''} | {o.stored} / {s.said} "
+            f"| {s.received} / {s.expected} | {pct(s.latencies, 0.5):.1f} | {pct(s.latencies, 0.99):.1f} "
+            f"| {mean:.1f} | {s.orders[0]} / {s.orders[1]} | {s.reader_busy:.0%} | {s.verdict()} |"
         )
-    lines.append("")
-    lines.append("target: p99 under 100 ms at 1,000 members and 20 messages/s (20,000 frames/s out)")
-    return "\n".join(lines)
+    lines += [
+        "",
+        f"target: p99 under 100 ms at 1,000 members and 20 messages/s ({TARGET_FRAMES_PER_S:,} frames/s out)",
+    ]
+    return lines
+
+
+async def client_check(args: argparse.Namespace) -> list[str]:
+    log.info(f"client check: what the readers parse from a stand-in server, {args.client_check:.0f} s each")
+    counts = sorted({1, args.readers})
+    rates = [await parse_rate(n, args.members, args.client_check) for n in counts]
+    lines = [
+        f"bench client alone: {args.members} sockets blasted with message frames by a stand-in server",
+        "",
+        "| reader processes | frames/s parsed | frames per CPU second |",
+        "|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {n} | {wall:,.0f} | {per_cpu:,.0f} |" for n, (wall, per_cpu) in zip(counts, rates, strict=True)
+    ]
+    return lines
+
+
+def rates(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
 
 
 def main() -> int:
@@ -205,23 +212,41 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--senders", type=int, default=10)
+    parser.add_argument("--readers", type=int, default=3, help="reader subprocesses holding the members")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--orders", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--fanout", choices=["notify", "broker", "both"], default="both")
+    parser.add_argument("--steps", type=rates, default=rates("5,10,20,40,80"), help="messages/s, '' skips")
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--drain", type=float, default=5.0, help="seconds a step's last frames may take")
+    parser.add_argument("--kill", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--client-check", type=float, default=2.0, help="seconds; 0 skips")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL))
     args = parser.parse_args()
-    modes = ["notify", "broker"] if args.fanout == "both" else [args.fanout]
+    if args.users % 2 or not 0 < args.senders < args.members:
+        parser.error("--users must be even (each account on one replica), 0 < --senders < --members")
+    # The default last: its run ends with a replica killed.
+    modes = sorted(
+        ["notify", "broker"] if args.fanout == "both" else [args.fanout], key=lambda m: m == DEFAULT_FANOUT
+    )
     try:
-        results = {mode: run(args, mode) for mode in modes}
+        client = asyncio.run(client_check(args)) if args.client_check > 0 else []
+        outcomes = run(args, modes)
     except (RuntimeError, httpx.HTTPError, OSError) as exc:
         log.error(f"bench failed: {exc!r}")
         return 1
-    sys.stdout.write(report(args, results) + "\n")
+    lines = [*client, "", *latency_table(args, outcomes)]
+    for o in outcomes:
+        if o.steps:
+            lines += ["", *sustained_table(o.steps, TARGET_FRAMES_PER_S, o.skipped)]
+        if o.presence is not None:
+            lines += ["", *o.presence.table()]
+    sys.stdout.write("\n".join(lines).lstrip("\n") + "\n")
     return 0
 
 

@@ -1,0 +1,211 @@
+"""The room bench's members: WebSockets joined to one room, read in a few processes of their own.
+
+One Python process cannot parse the 20,000 frames a second the bench asks for while the servers share
+the machine's two cores (``rooms_client.py`` measures what one reader process parses alone), so the
+member sockets are spread over ``ReaderPool`` subprocesses. Each records, for every ``message`` frame,
+the sequence number and send time the sender wrote into its text and the time it arrived. Both times
+are ``time.monotonic_ns()``: on Linux that is ``CLOCK_MONOTONIC``, one clock for the whole machine, so
+a send time taken in the bench's main process and an arrival time taken in a reader are comparable
+(``perf_counter`` is not documented to be).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from array import array
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+Member = tuple[str, str]  # (ws:// URL of /ws, access token)
+
+
+@dataclass
+class Batch:
+    """What the members received since the last ``take``."""
+
+    seqs: array[int] = field(default_factory=lambda: array("q"))
+    sent: array[int] = field(default_factory=lambda: array("q"))
+    arrived: array[int] = field(default_factory=lambda: array("q"))
+    # (action, user_id, arrival ns) of every presence frame.
+    presence: list[tuple[str, str, int]] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    # Seconds of CPU the reading process spent, and its share of the wall time since the last take.
+    cpu: float = 0.0
+    busy: float = 0.0
+
+    def extend(self, other: Batch) -> None:
+        self.seqs.extend(other.seqs)
+        self.sent.extend(other.sent)
+        self.arrived.extend(other.arrived)
+        self.presence += other.presence
+        self.closed += other.closed
+        self.errors += other.errors
+        self.cpu += other.cpu
+        self.busy = max(self.busy, other.busy)
+
+
+def say_text(seq: int, sent_ns: int) -> str:
+    """The text of a bench message: the readers recover both numbers from the ``message`` frame."""
+    return f"{seq} {sent_ns}"
+
+
+class Members:
+    """Sockets joined to one room in this process, every frame recorded as it arrives."""
+
+    def __init__(self) -> None:
+        self.sockets: list[ClientConnection] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._batch = Batch()
+        self._since = (time.monotonic(), time.process_time())
+
+    async def join(self, url: str, token: str, room: str) -> ClientConnection:
+        ws = await connect(
+            f"{url}?token={token}", compression=None, max_size=2**20, open_timeout=60, close_timeout=2
+        )
+        await ws.send(orjson.dumps({"type": "join", "room": room}).decode())
+        while orjson.loads(await ws.recv()).get("type") != "joined":
+            pass
+        self.sockets.append(ws)
+        self._tasks.append(asyncio.create_task(self._read(ws)))
+        return ws
+
+    async def join_all(self, members: list[Member], room: str) -> None:
+        for first in range(0, len(members), 50):
+            await asyncio.gather(*(self.join(url, token, room) for url, token in members[first : first + 50]))
+
+    async def _read(self, ws: ClientConnection) -> None:
+        # A connection the server closes (4008) or loses ends the loop; its code is what is recorded.
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                now = time.monotonic_ns()
+                frame = orjson.loads(raw)
+                kind = frame.get("type")
+                batch = self._batch
+                if kind == "message":
+                    seq, _, sent = frame["text"].partition(" ")
+                    batch.seqs.append(int(seq))
+                    batch.sent.append(int(sent))
+                    batch.arrived.append(now)
+                elif kind == "presence":
+                    batch.presence.append((frame["action"], frame["user_id"], now))
+                elif kind == "error":
+                    batch.errors.append(str(frame.get("code")))
+        if ws.close_code != 1000:
+            self._batch.closed.append(ws.close_code if ws.close_code is not None else 1006)
+
+    def take(self) -> Batch:
+        batch, self._batch = self._batch, Batch()
+        wall, cpu = time.monotonic(), time.process_time()
+        batch.cpu = cpu - self._since[1]
+        batch.busy = batch.cpu / max(1e-9, wall - self._since[0])
+        self._since = (wall, cpu)
+        return batch
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Child:
+    """``module.function(conn)`` in a fresh interpreter, talking over a socket pair.
+
+    Not multiprocessing's ``spawn``: its children import the bench's main module again (the whole
+    stack tooling, seconds each on a loaded machine), and a ``fork`` of the bench would copy its event
+    loop and threads. A child started here imports only ``module``.
+    """
+
+    def __init__(self, module: str, function: str, payload: object) -> None:
+        parent, child = socket.socketpair()
+        code = (
+            "import sys; from multiprocessing.connection import Connection; "
+            f"from {module} import {function}; {function}(Connection(int(sys.argv[1])))"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, str(child.fileno())], pass_fds=[child.fileno()]
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.conn.send(payload)
+
+    def end(self, grace: float = 0.0) -> None:
+        """Wait up to ``grace`` seconds for the child to finish, then kill it."""
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.conn.close()
+
+
+def reader_child(conn: Connection) -> None:
+    members, room = conn.recv()
+    asyncio.run(_serve(conn, members, room))
+
+
+async def _serve(conn: Connection, members: list[Member], room: str) -> None:
+    """Join, then answer the parent's ``take`` and ``stop`` until it says stop."""
+    own = Members()
+    try:
+        await own.join_all(members, room)
+    except (OSError, ConnectionClosed, TimeoutError) as exc:
+        conn.send(f"join failed: {exc!r}")
+        return
+    conn.send("ready")
+    wake = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(conn.fileno(), wake.set)
+    while True:
+        await wake.wait()
+        wake.clear()
+        while conn.poll():
+            command = conn.recv()
+            if command == "stop":
+                await own.close()
+                conn.send(own.take())
+                return
+            conn.send(own.take())
+
+
+class ReaderPool:
+    """``processes`` reader subprocesses holding ``members`` between them (round robin)."""
+
+    def __init__(self, processes: int, members: list[Member], room: str) -> None:
+        self._shares = [(members[n::processes], room) for n in range(processes)]
+        self._children: list[Child] = []
+
+    async def start(self) -> None:
+        self._children = [Child(__name__, "reader_child", share) for share in self._shares]
+        for child in self._children:
+            answer = await asyncio.to_thread(child.conn.recv)
+            if answer != "ready":
+                raise RuntimeError(f"a reader process did not join: {answer}")
+
+    async def take(self, command: str = "take") -> Batch:
+        for child in self._children:
+            child.conn.send(command)
+        merged = Batch()
+        for child in self._children:
+            batch: Batch = await asyncio.to_thread(child.conn.recv)
+            merged.extend(batch)
+        return merged
+
+    async def stop(self) -> Batch:
+        batch = await self.take("stop")
+        self.kill(grace=5.0)
+        return batch
+
+    def kill(self, grace: float = 0.0) -> None:
+        """End the reader processes (after ``grace`` seconds to finish on their own)."""
+        for child in self._children:
+            child.end(grace)
+        self._children = []
