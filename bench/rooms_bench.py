@@ -40,7 +40,7 @@ from bench.realtime_bench import tokens_for
 from bench.rooms_client import parse_rate
 from bench.rooms_members import Member, Members, ReaderPool
 from bench.rooms_presence import Convergence, converge_after_kill, user_id
-from bench.rooms_steps import Load, Step, pct, run_step, sustained, sustained_table
+from bench.rooms_steps import Load, Step, cpu_table, pct, run_step, sustained, sustained_table
 from bench.vhost import throwaway_vhost
 from realtime.settings import Settings as RealtimeSettings
 from shared.devstack import COMPONENTS, Stack, write_dev_key
@@ -89,7 +89,14 @@ async def measure(
             await pool.start()
             await senders.join_all(members[: args.senders], room)
             log.info(f"[{fanout}] {args.members} members in the room ({args.readers} reader processes)")
-            load = Load(client, tokens, room, args.members, senders, senders.sockets, pool, args.drain)
+            pids = {
+                "gateway": stack.processes["gateway"].pid,
+                "realtime one": stack.processes["realtime"].pid,
+                "realtime two": two.processes["realtime"].pid,
+                "users": stack.processes["users"].pid,
+                "orders": stack.processes["orders"].pid,
+            }
+            load = Load(client, tokens, room, args.members, senders, senders.sockets, pool, args.drain, pids)
             first = await run_step(load, args.rate, args.seconds, args.orders)
             stored = (await client.get(f"/api/v1/rooms/{room}", headers=auth)).json()["last_offset"]
             outcome = Outcome(fanout, first, stored)
@@ -167,7 +174,7 @@ def latency_table(args: argparse.Namespace, outcomes: list[Outcome]) -> list[str
         f"{args.rate:.0f} messages/s for {args.seconds:.0f} s with {args.orders:.0f} orders/s",
         "",
         "| fan-out | messages stored / said | frames received / expected | p50 ms | p99 ms "
-        "| mean ms | orders 201 | busiest reader CPU | verdict |",
+        "| mean ms | orders 201 | client CPU / waiting | verdict |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for o in outcomes:
@@ -176,7 +183,7 @@ def latency_table(args: argparse.Namespace, outcomes: list[Outcome]) -> list[str
         lines.append(
             f"| {o.fanout}{' (default)' if o.fanout == DEFAULT_FANOUT else ''} | {o.stored} / {s.said} "
             f"| {s.received} / {s.expected} | {pct(s.latencies, 0.5):.1f} | {pct(s.latencies, 0.99):.1f} "
-            f"| {mean:.1f} | {s.orders[0]} / {s.orders[1]} | {s.reader_busy:.0%} | {s.verdict()} |"
+            f"| {mean:.1f} | {s.orders[0]} / {s.orders[1]} | {s.client()} | {s.verdict()} |"
         )
     lines += [
         "",
@@ -246,6 +253,9 @@ def main() -> int:
             lines += ["", *sustained_table(o.steps, TARGET_FRAMES_PER_S, o.skipped)]
         if o.presence is not None:
             lines += ["", *o.presence.table()]
+    rows = [(f"{o.fanout}, {args.rate:.0f}/s + orders", o.first) for o in outcomes]
+    rows += [(f"{o.fanout}, {s.rate:.0f}/s", s) for o in outcomes for s in o.steps]
+    lines += ["", *cpu_table(rows)]
     sys.stdout.write("\n".join(lines).lstrip("\n") + "\n")
     return 0
 

@@ -25,6 +25,8 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bench.cpu import run_queue_wait
+
 Member = tuple[str, str]  # (ws:// URL of /ws, access token)
 
 
@@ -39,9 +41,11 @@ class Batch:
     presence: list[tuple[str, str, int]] = field(default_factory=list)
     closed: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    # Seconds of CPU the reading process spent, and its share of the wall time since the last take.
+    # Seconds of CPU the reading process spent, its share of the wall time since the last take, and the
+    # share of that time its thread was runnable but waiting for a core (the machine was too busy).
     cpu: float = 0.0
     busy: float = 0.0
+    waited: float = 0.0
 
     def extend(self, other: Batch) -> None:
         self.seqs.extend(other.seqs)
@@ -52,6 +56,7 @@ class Batch:
         self.errors += other.errors
         self.cpu += other.cpu
         self.busy = max(self.busy, other.busy)
+        self.waited = max(self.waited, other.waited)
 
 
 def say_text(seq: int, sent_ns: int) -> str:
@@ -66,7 +71,7 @@ class Members:
         self.sockets: list[ClientConnection] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._batch = Batch()
-        self._since = (time.monotonic(), time.process_time())
+        self._since = (time.monotonic(), time.process_time(), run_queue_wait())
 
     async def join(self, url: str, token: str, room: str) -> ClientConnection:
         ws = await connect(
@@ -105,10 +110,12 @@ class Members:
 
     def take(self) -> Batch:
         batch, self._batch = self._batch, Batch()
-        wall, cpu = time.monotonic(), time.process_time()
+        wall, cpu, waited = time.monotonic(), time.process_time(), run_queue_wait()
+        elapsed = max(1e-9, wall - self._since[0])
         batch.cpu = cpu - self._since[1]
-        batch.busy = batch.cpu / max(1e-9, wall - self._since[0])
-        self._since = (wall, cpu)
+        batch.busy = batch.cpu / elapsed
+        batch.waited = (waited - self._since[2]) / elapsed
+        self._since = (wall, cpu, waited)
         return batch
 
     async def close(self) -> None:
