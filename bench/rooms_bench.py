@@ -37,7 +37,7 @@ import httpx
 
 from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.realtime_bench import tokens_for
-from bench.rooms_client import parse_rate
+from bench.rooms_client import client_alone
 from bench.rooms_members import Member, Members, ReaderPool
 from bench.rooms_presence import Convergence, converge_after_kill, user_id
 from bench.rooms_steps import Load, Step, cpu_table, pct, run_step, sustained, sustained_table
@@ -193,18 +193,23 @@ def latency_table(args: argparse.Namespace, outcomes: list[Outcome]) -> list[str
 
 
 async def client_check(args: argparse.Namespace) -> list[str]:
-    log.info(f"client check: what the readers parse from a stand-in server, {args.client_check:.0f} s each")
-    counts = sorted({1, args.readers})
-    rates = [await parse_rate(n, args.members, args.client_check) for n in counts]
+    asked = [args.rate, 4 * args.rate]
+    log.info(f"client check: the readers alone against a stand-in server, {args.client_check:.0f} s a rate")
     lines = [
-        f"bench client alone: {args.members} sockets blasted with message frames by a stand-in server",
+        f"bench client alone: {args.members} sockets, each message written to every one by a stand-in server",
         "",
-        "| reader processes | frames/s parsed | frames per CPU second |",
-        "|---:|---:|---:|",
+        "| reader processes | frames/s asked | frames/s parsed | p50 ms | p99 ms | CPU us per frame "
+        "| busiest waiting for a core |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [
-        f"| {n} | {wall:,.0f} | {per_cpu:,.0f} |" for n, (wall, per_cpu) in zip(counts, rates, strict=True)
-    ]
+    for n in sorted({1, args.readers}):
+        for rate, (parsed, p50, p99, cost, waited) in zip(
+            asked, await client_alone(n, args.members, asked, args.client_check), strict=True
+        ):
+            lines.append(
+                f"| {n} | {rate * args.members:,.0f} | {parsed:,.0f} | {p50:.1f} | {p99:.1f} | {cost:.1f} "
+                f"| {waited:.0%} |"
+            )
     return lines
 
 
@@ -228,7 +233,7 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=5.0, help="seconds a step's last frames may take")
     parser.add_argument("--kill", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--client-check", type=float, default=2.0, help="seconds; 0 skips")
+    parser.add_argument("--client-check", type=float, default=3.0, help="seconds a rate; 0 skips")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),

@@ -1,18 +1,23 @@
 """The room bench's members: WebSockets joined to one room, read in a few processes of their own.
 
-One Python process cannot parse the 20,000 frames a second the bench asks for while the servers share
-the machine's two cores (``rooms_client.py`` measures what one reader process parses alone), so the
-member sockets are spread over ``ReaderPool`` subprocesses. Each records, for every ``message`` frame,
-the sequence number and send time the sender wrote into its text and the time it arrived. Both times
-are ``time.monotonic_ns()``: on Linux that is ``CLOCK_MONOTONIC``, one clock for the whole machine, so
-a send time taken in the bench's main process and an arrival time taken in a reader are comparable
-(``perf_counter`` is not documented to be).
+The client must not be what the bench measures. Alone against a stand-in server (``rooms_client.py``,
+which the bench runs first and prints), one reader process on ``websockets``' asyncio client spent
+21-27 us of CPU a frame and by itself added a p99 of about 150 ms at 20,000 frames/s on the shared
+two-core machine; on the bare protocol of ``rooms_socket.py`` it spends about 11 us a frame, and the
+client alone then adds a p99 of about 50 ms in one process, under 30 ms in three. Three processes
+also hold three shares of the scheduler while the servers compete for the same two cores, so frames
+wait less often in a reader's socket for its turn. Hence ``ReaderPool``: the member sockets spread
+over ``--readers`` subprocesses, each returning what arrived when asked.
+
+Every ``message`` frame is recorded with the sequence number and send time the sender wrote into its
+text, and its arrival time. Both times are ``time.monotonic_ns()``: on Linux that is
+``CLOCK_MONOTONIC``, one clock for the whole machine, so a send time taken in the bench's main process
+and an arrival time taken in a reader are comparable (``perf_counter`` is not documented to be).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import subprocess
 import sys
@@ -22,10 +27,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+import uvloop
 
 from bench.cpu import run_queue_wait
+from bench.rooms_socket import HandshakeFailed, RawSocket
 
 Member = tuple[str, str]  # (ws:// URL of /ws, access token)
 
@@ -68,45 +73,52 @@ class Members:
     """Sockets joined to one room in this process, every frame recorded as it arrives."""
 
     def __init__(self) -> None:
-        self.sockets: list[ClientConnection] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.sockets: list[RawSocket] = []
         self._batch = Batch()
         self._since = (time.monotonic(), time.process_time(), run_queue_wait())
 
-    async def join(self, url: str, token: str, room: str) -> ClientConnection:
-        ws = await connect(
-            f"{url}?token={token}", compression=None, max_size=2**20, open_timeout=60, close_timeout=2
-        )
+    async def join(self, url: str, token: str, room: str) -> RawSocket:
+        joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def until_joined(payload: bytes, now: int) -> None:
+            if orjson.loads(payload).get("type") == "joined":
+                ws.on_frame = self._on_frame
+                if not joined.done():
+                    joined.set_result(None)
+
+        ws = RawSocket(until_joined)
+        await ws.connect(f"{url}?token={token}")
         await ws.send(orjson.dumps({"type": "join", "room": room}).decode())
-        while orjson.loads(await ws.recv()).get("type") != "joined":
-            pass
+        await asyncio.wait({joined, ws.closed}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if not joined.done():
+            ws.abort()
+            raise HandshakeFailed(f"no joined frame (closed {ws.close_code})")
         self.sockets.append(ws)
-        self._tasks.append(asyncio.create_task(self._read(ws)))
+        ws.closed.add_done_callback(self._on_closed)
         return ws
 
     async def join_all(self, members: list[Member], room: str) -> None:
         for first in range(0, len(members), 50):
             await asyncio.gather(*(self.join(url, token, room) for url, token in members[first : first + 50]))
 
-    async def _read(self, ws: ClientConnection) -> None:
-        # A connection the server closes (4008) or loses ends the loop; its code is what is recorded.
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                now = time.monotonic_ns()
-                frame = orjson.loads(raw)
-                kind = frame.get("type")
-                batch = self._batch
-                if kind == "message":
-                    seq, _, sent = frame["text"].partition(" ")
-                    batch.seqs.append(int(seq))
-                    batch.sent.append(int(sent))
-                    batch.arrived.append(now)
-                elif kind == "presence":
-                    batch.presence.append((frame["action"], frame["user_id"], now))
-                elif kind == "error":
-                    batch.errors.append(str(frame.get("code")))
-        if ws.close_code != 1000:
-            self._batch.closed.append(ws.close_code if ws.close_code is not None else 1006)
+    def _on_frame(self, payload: bytes, now: int) -> None:
+        frame = orjson.loads(payload)
+        kind = frame.get("type")
+        batch = self._batch
+        if kind == "message":
+            seq, _, sent = frame["text"].partition(" ")
+            batch.seqs.append(int(seq))
+            batch.sent.append(int(sent))
+            batch.arrived.append(now)
+        elif kind == "presence":
+            batch.presence.append((frame["action"], frame["user_id"], now))
+        elif kind == "error":
+            batch.errors.append(str(frame.get("code")))
+
+    def _on_closed(self, closed: asyncio.Future[int]) -> None:
+        # The server closing a member (4008) or losing it (1006: its replica died) is recorded.
+        if closed.result() != 1000:
+            self._batch.closed.append(closed.result())
 
     def take(self) -> Batch:
         batch, self._batch = self._batch, Batch()
@@ -119,8 +131,11 @@ class Members:
         return batch
 
     async def close(self) -> None:
-        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for ws in self.sockets:
+            ws.close()
+        await asyncio.wait([s.closed for s in self.sockets], timeout=5)
+        for ws in self.sockets:
+            ws.abort()
 
 
 class Child:
@@ -156,7 +171,8 @@ class Child:
 
 def reader_child(conn: Connection) -> None:
     members, room = conn.recv()
-    asyncio.run(_serve(conn, members, room))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(conn, members, room))
 
 
 async def _serve(conn: Connection, members: list[Member], room: str) -> None:
@@ -164,23 +180,18 @@ async def _serve(conn: Connection, members: list[Member], room: str) -> None:
     own = Members()
     try:
         await own.join_all(members, room)
-    except (OSError, ConnectionClosed, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         conn.send(f"join failed: {exc!r}")
         return
     conn.send("ready")
-    wake = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_reader(conn.fileno(), wake.set)
     while True:
-        await wake.wait()
-        wake.clear()
-        while conn.poll():
-            command = conn.recv()
-            if command == "stop":
-                await own.close()
-                conn.send(own.take())
-                return
+        # A thread waits on the pipe: an event loop's add_reader would make its socket non-blocking.
+        command = await asyncio.to_thread(conn.recv)
+        if command == "stop":
+            await own.close()
             conn.send(own.take())
+            return
+        conn.send(own.take())
 
 
 class ReaderPool:

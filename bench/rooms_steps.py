@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection
 
 from bench.cpu import CpuWindow
 from bench.realtime_bench import ORDER
 from bench.rooms_members import Batch, Members, ReaderPool, say_text
+from bench.rooms_socket import RawSocket
 
 WINDOW_NS = 2_000_000_000  # first and last 2 s of a step, for the lag rule
 LAG_FACTOR, LAG_SLACK_MS = 2.0, 20.0
@@ -42,7 +42,7 @@ class Load:
     room: str
     members: int
     senders: Members
-    speakers: list[ClientConnection]
+    speakers: list[RawSocket]
     pool: ReaderPool
     drain: float
     # The stack's processes whose CPU each step reports, by name.
@@ -73,6 +73,7 @@ class Step:
     # Cores used during the step: each stack process, the bench's client (main + readers); machine busy.
     cores: dict[str, float] = field(default_factory=dict)
     machine: float = math.nan
+    elapsed: float = math.nan  # seconds from the first say to the last frame counted
     orders: tuple[int, int] = (0, 0)
 
     @property
@@ -179,7 +180,8 @@ async def run_step(load: Load, rate: float, seconds: float, orders: float = 0.0)
     step.last_p50 = statistics.median(last) if last else math.nan
     step.reader_busy, step.reader_waited = max(busy), max(waited)
     step.cores, step.machine = window.cores()
-    step.cores["bench client"] = client_cpu / max(1e-9, time.monotonic() - window.started)
+    step.elapsed = time.monotonic() - window.started
+    step.cores["bench client"] = client_cpu / step.elapsed
     return step
 
 
@@ -225,10 +227,11 @@ def cpu_table(rows: Sequence[tuple[str, Step]]) -> list[str]:
         "cores used during each step (1.0 = one core throughout; the machine has "
         f"{os.cpu_count()}), and how busy the whole machine was",
         "",
-        "| step | " + " | ".join(names) + " | machine busy |",
-        "|---|" + "---:|" * (len(names) + 1),
+        "| step | " + " | ".join(names) + " | machine busy | CPU us per frame, all of ours |",
+        "|---|" + "---:|" * (len(names) + 2),
     ]
     for label, step in rows:
         used = " | ".join(f"{step.cores.get(name, math.nan):.2f}" for name in names)
-        lines.append(f"| {label} | {used} | {step.machine:.0%} |")
+        per_frame = sum(step.cores.values()) * step.elapsed / max(1, step.received) * 1e6
+        lines.append(f"| {label} | {used} | {step.machine:.0%} | {per_frame:.0f} |")
     return lines
