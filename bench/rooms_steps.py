@@ -85,22 +85,23 @@ class Step:
         return self.said * self.members
 
     def verdict(self) -> str:
-        """``pass`` or the first reason the step failed."""
+        """``pass``, or every reason the step failed."""
+        reasons = []
         if self.closed:
-            return f"closed {sorted(set(self.closed))}"
+            reasons.append(f"{len(self.closed)} sockets closed {sorted(set(self.closed))}")
         if self.errors:
-            return f"error frames {sorted(set(self.errors))}"
+            reasons.append(f"error frames {sorted(set(self.errors))}")
         if self.received < self.expected:
-            return f"{self.expected - self.received} frames missing"
+            reasons.append(f"{self.expected - self.received} frames missing after the drain")
         if self.received > self.expected:
-            return f"{self.received - self.expected} frames duplicated"
+            reasons.append(f"{self.received - self.expected} frames duplicated")
         if self.last_p50 > LAG_FACTOR * self.first_p50 + LAG_SLACK_MS:
-            return f"lag grew {self.first_p50:.0f} -> {self.last_p50:.0f} ms"
+            reasons.append(f"lag grew {self.first_p50:.0f} -> {self.last_p50:.0f} ms")
         if self.late_by > 1.0:
             # The says wait on the sockets' send buffers: behind schedule means the replicas stopped
             # reading them in time (or the bench's own process got no core: see its waiting share).
-            return f"says went out {self.late_by:.1f} s behind schedule"
-        return "pass"
+            reasons.append(f"says went out {self.late_by:.1f} s behind schedule")
+        return "; ".join(reasons) or "pass"
 
     def client(self) -> str:
         """The busiest bench process: its CPU share, and the share it waited for a core."""
