@@ -33,7 +33,7 @@ def test_unreachable_postgres_is_one_readable_sentence(tmp_path: Path) -> None:
         env=launcher_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed}/app"),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=240,
         cwd=tmp_path,
     )
     assert result.returncode == 1
@@ -49,7 +49,7 @@ def test_unreachable_rabbitmq_is_named(tmp_path: Path) -> None:
         env=launcher_env(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{closed}/"),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=240,
         cwd=tmp_path,
     )
     assert result.returncode == 1

@@ -123,7 +123,7 @@ async def test_the_trim_command_applies_the_policy(make_settings: Any, engines: 
         [sys.executable, "-m", "realtime", "trim"],
         env=env,
         capture_output=True,
-        timeout=60,
+        timeout=240,
         check=False,
     )
     assert result.returncode == 0, result.stderr.decode()[-2000:]
@@ -142,7 +142,7 @@ async def test_the_trim_streams_job_runs_from_the_cli(make_settings: Any, engine
             [sys.executable, "-m", "realtime", "jobs", *args],
             env=env,
             capture_output=True,
-            timeout=60,
+            timeout=240,
             check=False,
         )
 
