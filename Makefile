@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test test-unit lint format bench dashboards infra up down clean apt-bench apt-test
+.PHONY: help install run test test-under-load test-unit lint format bench dashboards infra up down clean apt-bench apt-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ apt-test: ## Debian tools some tests use (promtool, chromium); skipped quietly w
 
 test: install apt-test ## Run the whole suite against real Postgres and RabbitMQ
 	$(BIN)/python -m pytest
+
+test-under-load: ## The whole suite 3 times in a row while two busy loops hold both cores (no test may depend on a quiet machine)
+	@python3 -c 'while True: pass' & b1=$$!; python3 -c 'while True: pass' & b2=$$!; \
+	trap 'kill $$b1 $$b2' EXIT; \
+	for run in 1 2 3; do echo "test-under-load: run $$run"; $(MAKE) --no-print-directory test || exit 1; done
 
 test-unit: install ## Only the tests that need no infrastructure
 	$(BIN)/python -m pytest -m "not integration and not system"
