@@ -2,8 +2,10 @@
 
 Run from the repository root: ``.venv/bin/python -m bench.rooms_bench`` (needs Postgres, RabbitMQ).
 It makes a throwaway database and vhost, starts users, orders, realtime and the gateway as real
-processes plus a second realtime replica, registers ``--users`` accounts and opens ``--members``
-WebSockets into one room: half through the gateway (replica one), half straight to replica two. Then:
+processes plus a second realtime replica behind a gateway of its own (as two ingress-balanced
+gateways would send each client to one replica), registers ``--users`` accounts and opens
+``--members`` WebSockets into one room, every one through a gateway: half to replica one, half to
+replica two. Then:
 
 1. ``--senders`` of them say ``--rate`` messages a second in all for ``--seconds`` while ``--orders``
    orders a second are created through the gateway (their events are stored with NOTIFY by realtime's
@@ -81,7 +83,7 @@ async def measure(
         room = (await client.post("/api/v1/rooms", json={"name": fanout}, headers=auth)).json()["id"]
         urls = [
             gateway.replace("http://", "ws://") + "/ws",
-            two.url("realtime").replace("http://", "ws://") + "/ws",
+            two.url("gateway").replace("http://", "ws://") + "/ws",
         ]
         # Member i is on replica i % 2 + 1 with account i % users: with an even --users, each account's
         # connections are all on one replica, so killing replica two makes half the accounts leave.
@@ -97,6 +99,7 @@ async def measure(
                 "gateway": stack.processes["gateway"].pid,
                 "realtime one": stack.processes["realtime"].pid,
                 "realtime two": two.processes["realtime"].pid,
+                "gateway two": two.processes["gateway"].pid,
                 "users": stack.processes["users"].pid,
                 "orders": stack.processes["orders"].pid,
             }
@@ -156,16 +159,17 @@ def run(args: argparse.Namespace, modes: list[str]) -> list[Outcome]:
                 stack.stop("realtime")
                 stack.start("realtime")
                 stack.wait_ready("realtime")
+            # Its gateway reaches users and orders of the first stack and the second replica.
             two = Stack(
                 database_url=database_url,
                 amqp_url=amqp_url,
-                components=[c for c in COMPONENTS if c.name == "realtime"],
-                ports={**ports, "realtime": free_port()},
+                components=[c for c in COMPONENTS if c.name in ("realtime", "gateway")],
+                ports={**ports, "realtime": free_port(), "gateway": free_port()},
                 env={**env, "REALTIME_ROOM_FANOUT": mode},
                 log_dir=workdir / f"logs-{mode}",
             )
             cleanup.callback(two.stop_all)
-            log.info(f"[{mode}] starting realtime replica two")
+            log.info(f"[{mode}] starting realtime replica two and its gateway")
             two.start_all()
             outcomes.append(asyncio.run(measure(stack, two, args, mode, tokens)))
             two.stop_all()
