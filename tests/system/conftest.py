@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.devstack import COMPONENTS, Stack, write_dev_key
+from shared.testing import servers
 from shared.testing.fixtures import Infra, own_vhost
 
 ADMIN_EMAIL = "root@example.com"
@@ -18,10 +18,7 @@ ADMIN_PASSWORD = "admin-password-123"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return servers.free_port()
 
 
 @pytest.fixture(scope="session")

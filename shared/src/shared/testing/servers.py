@@ -6,6 +6,7 @@ or a synchronous client, still gets answers, and the server stops when the block
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -28,12 +29,22 @@ class Running:
     thread: threading.Thread
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) may be given to
+# an outgoing connection before the process it was chosen for binds it ("address already in use", seen
+# when a whole stack starts at once). Chosen at random here, it collides only with another such choice.
+_SERVER_PORTS = (20000, 32767)
+
+
 def free_port() -> int:
-    """A port nothing listens on right now (the kernel picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nothing listens on right now, outside the range outgoing connections take theirs from."""
+    while True:
+        port = random.randint(*_SERVER_PORTS)  # noqa: S311 - a port, not a secret
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def closed_port_url() -> str:
