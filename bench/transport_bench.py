@@ -1,5 +1,5 @@
 """What one service-to-service call costs its caller in CPU: plain httpx, httpx on
-``shared.http.PoolTransport``, and the bare ``shared.http.UpstreamPool``.
+``shared.http.PoolTransport`` (the services' ``ServiceClient``), and the bare ``shared.http.UpstreamPool``.
 
 Run from the repository root: ``.venv/bin/python -m bench.transport_bench`` (needs nothing else). It
 starts a stand-in upstream in a process of its own (a raw asyncio server answering every request with
@@ -26,7 +26,7 @@ import httpx
 import uvloop
 
 from bench.processes import configure_bench_logging, free_port
-from shared.http import PoolTransport, UpstreamPool
+from shared.http import PoolTransport, ServiceClient, UpstreamPool
 
 log = logging.getLogger("bench.transport_bench")
 
@@ -94,7 +94,8 @@ async def cpu_per_call(call: Call, calls: int, concurrency: int) -> tuple[float,
 async def measure(args: argparse.Namespace, url: str) -> dict[str, list[tuple[float, float]]]:
     target = f"/internal/users/{uuid.uuid4()}"
     plain = httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_keepalive_connections=args.concurrency))
-    fast = httpx.AsyncClient(base_url=url, transport=PoolTransport(UpstreamPool(url)))
+    # As the services make it: ``ServiceClient`` (no cookie store) on the pool.
+    fast = ServiceClient(base_url=url, transport=PoolTransport(UpstreamPool(url)))
     pool = UpstreamPool(url)
     raw_target, raw_headers = target.encode(), [(k.encode(), v.encode()) for k, v in HEADERS.items()]
 

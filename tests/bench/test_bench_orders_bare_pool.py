@@ -17,7 +17,7 @@ from bench.orders_bare_pool import BarePoolUsersClient
 from orders.upstream.breaker import CircuitBreaker
 from orders.upstream.users import UsersClient, UsersRetries
 from shared.errors import Forbidden, UpstreamUnavailable
-from shared.http import PoolTransport, UpstreamPool
+from shared.http import PoolTransport, ServiceClient, UpstreamPool
 from shared.observability.request_id import request_id_var
 from shared.testing.servers import closed_port_url
 from shared.testing.users import SERVICE_TOKEN, UsersStandIn
@@ -56,7 +56,7 @@ async def build(
     kind: str, url: str, *, threshold: int = 5, service_token: str = SERVICE_TOKEN
 ) -> AsyncIterator[Subject]:
     # As orders.resources.open_resources builds it (the bench swaps only the class).
-    http = httpx.AsyncClient(base_url=url, transport=PoolTransport(UpstreamPool(url, connect_timeout=2.0)))
+    http = ServiceClient(base_url=url, transport=PoolTransport(UpstreamPool(url, connect_timeout=2.0)))
     sleeps = Sleeps()
     client = CLIENTS[kind](
         http,

@@ -15,7 +15,7 @@ from gateway.routing import RoutingTable
 from gateway.settings import GatewaySettings
 from shared.auth.verifier import JwksKeySource, KeySource, TokenVerifier
 from shared.errors import UpstreamUnavailable
-from shared.http import UpstreamPool
+from shared.http import ServiceClient, UpstreamPool
 from shared.web.health import ReadinessCheck
 
 
@@ -52,7 +52,7 @@ class GatewayRuntime:
     async def open(self) -> AsyncIterator[None]:
         settings = self.settings
         timeout = httpx.Timeout(5.0, connect=settings.connect_timeout)
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        async with ServiceClient(timeout=timeout) as http:
             self._http = http
             self._pools = {
                 name: UpstreamPool(

@@ -11,6 +11,7 @@ import httpx
 from graphql_api.services import Services
 from graphql_api.settings import Settings
 from shared.auth.verifier import JwksKeySource, TokenVerifier
+from shared.http import ServiceClient
 from shared.web.health import ReadinessCheck
 
 
@@ -33,7 +34,7 @@ async def open_resources(
     """``transport`` stands in for the network in tests (``httpx.MockTransport``)."""
     async with (
         Services.open(settings, transport) as services,
-        httpx.AsyncClient(timeout=5.0, transport=transport) as http,
+        ServiceClient(timeout=5.0, transport=transport) as http,
     ):
         # Tokens are verified here too, as every service does: a bad one costs no service call.
         keys = JwksKeySource(f"{settings.users_url}/.well-known/jwks.json", http)

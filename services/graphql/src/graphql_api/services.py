@@ -19,7 +19,7 @@ import orjson
 
 from graphql_api.errors import from_problem, internal, unavailable
 from graphql_api.settings import Settings
-from shared.http import PoolTransport, UpstreamPool
+from shared.http import PoolTransport, ServiceClient, UpstreamPool
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Services:
                     url, max_idle=settings.upstream_pool_size, connect_timeout=settings.connect_timeout
                 )
             )
-            services.clients[name] = httpx.AsyncClient(base_url=url, timeout=timeout, transport=fast)
+            services.clients[name] = ServiceClient(base_url=url, timeout=timeout, transport=fast)
         try:
             yield services
         finally:

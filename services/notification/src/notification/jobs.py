@@ -20,6 +20,7 @@ from notification.settings import SCHEMA, SERVICE, Settings
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.unit_of_work import unit_of_work
 from shared.errors import UpstreamUnavailable
+from shared.http import ServiceClient
 from shared.jobs.clock import Clock
 from shared.jobs.job import Job, JobContext, JobFailed
 from shared.jobs.metrics import JobMetrics
@@ -110,7 +111,7 @@ async def open_scheduler(settings: Settings) -> AsyncIterator[Scheduler]:
     """For ``python -m notification jobs``: a scheduler of its own that runs nothing unless told to."""
     engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=2)
     try:
-        async with httpx.AsyncClient(timeout=settings.users_timeout) as http:
+        async with ServiceClient(timeout=settings.users_timeout) as http:
             yield scheduler(engine, make_sessionmaker(engine), directory_of(settings, http))
     finally:
         await engine.dispose()

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -19,6 +18,7 @@ from notification.notifications.handlers import EventHandlers
 from notification.settings import SCHEMA, SERVICE, Settings
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
+from shared.http import ServiceClient
 from shared.jobs.metrics import JobMetrics
 from shared.jobs.scheduler import Scheduler
 from shared.messaging.broker import BrokerLink
@@ -70,7 +70,7 @@ class Resources:
 async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
     database_url = settings.service_database_url()
     engine = make_engine(database_url, schema=SCHEMA, pool_size=settings.db_pool_size)
-    http = httpx.AsyncClient(timeout=settings.users_timeout)
+    http = ServiceClient(timeout=settings.users_timeout)
     link = BrokerLink(settings.amqp_url, name=f"{SERVICE}-outbox")
     try:
         sessions = make_sessionmaker(engine)

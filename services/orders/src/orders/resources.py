@@ -18,7 +18,7 @@ from orders.upstream.breaker import CircuitBreaker, breaker_gauge
 from orders.upstream.users import UsersClient, UsersRetries
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
-from shared.http import PoolTransport, UpstreamPool
+from shared.http import PoolTransport, ServiceClient, UpstreamPool
 from shared.jobs.metrics import JobMetrics
 from shared.jobs.scheduler import Scheduler
 from shared.messaging.consumer_metrics import ConsumerMetrics
@@ -70,7 +70,7 @@ class Resources:
 async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
     engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
     # The account check, once per order, on the hot-path transport; each call sets its own timeout.
-    users_http = httpx.AsyncClient(
+    users_http = ServiceClient(
         base_url=settings.users_base_url,
         transport=PoolTransport(
             UpstreamPool(settings.users_base_url, connect_timeout=settings.users_timeout)
@@ -78,7 +78,7 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
     )
     try:
         # The cold paths (the JWKS every token check depends on, readiness) on httpx.
-        async with httpx.AsyncClient(timeout=settings.users_timeout) as http:
+        async with ServiceClient(timeout=settings.users_timeout) as http:
             breaker = CircuitBreaker(
                 "users",
                 failure_threshold=settings.breaker_failure_threshold,

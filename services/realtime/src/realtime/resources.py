@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -25,6 +24,7 @@ from realtime.settings import SCHEMA, Settings
 from realtime.streams.store import StreamStore
 from shared.auth.verifier import JwksKeySource, TokenVerifier
 from shared.db.engine import make_engine, make_sessionmaker, ping
+from shared.http import ServiceClient
 from shared.jobs.metrics import JobMetrics
 from shared.jobs.scheduler import Scheduler
 from shared.messaging.consumer_metrics import ConsumerMetrics
@@ -71,7 +71,7 @@ class Resources:
 async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
     engine = make_engine(settings.service_database_url(), schema=SCHEMA, pool_size=settings.db_pool_size)
     try:
-        async with httpx.AsyncClient(timeout=5.0) as http:
+        async with ServiceClient(timeout=5.0) as http:
             # Tokens are verified here against the issuer's published keys, as every service does.
             verifier = TokenVerifier(
                 JwksKeySource(settings.jwks_url, http),

@@ -1,6 +1,8 @@
 """A small HTTP/1.1 keep-alive client for service-to-service hot paths (see ``pool``),
-also as the transport of an ``httpx.AsyncClient`` (``transport``)."""
+also as the transport of an ``httpx.AsyncClient`` (``transport``), and the client services call each
+other with (``client``)."""
 
+from shared.http.client import ServiceClient
 from shared.http.errors import (
     UpstreamConnectFailed,
     UpstreamDisconnected,
@@ -14,6 +16,7 @@ from shared.http.transport import PoolTransport, pool_origin
 __all__ = [
     "Header",
     "PoolTransport",
+    "ServiceClient",
     "UpstreamConnectFailed",
     "UpstreamDisconnected",
     "UpstreamError",
