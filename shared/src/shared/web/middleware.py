@@ -33,6 +33,13 @@ class RequestIdMiddleware:
         request_id = accept_request_id(supplied)
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        if scope["type"] == "websocket":
+            # No response head to mark, and a stream's every frame would pass through a wrapper.
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+            return
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
