@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,11 +74,14 @@ def running_stack(
     *,
     env: dict[str, str] | None = None,
     component_env: dict[str, dict[str, str]] | None = None,
+    components: Sequence[str] | None = None,
 ) -> Iterator[Stack]:
+    """``components`` (every one unless named) as processes on ``database_url``, started as ``make run``
+    starts them; ``env`` adds to or replaces the test settings below."""
     stack = Stack(
         database_url=database_url,
         amqp_url=amqp_url,
-        components=list(COMPONENTS),
+        components=[c for c in COMPONENTS if components is None or c.name in components],
         ports={c.name: free_port() for c in COMPONENTS},
         env={
             "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),

@@ -18,11 +18,10 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from shared.devstack import COMPONENTS, Stack
+from shared.devstack import Stack
 from shared.testing.tools import require_tool
 
-from .conftest import free_port
-from .test_system_realtime import launch
+from .opsstack import running_stack
 
 # Offline and quiet: no sandbox (root in a container), no GPU, no calls home.
 CHROMIUM_ARGS = [
@@ -51,26 +50,15 @@ def console_stack(
     signing_key_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    wanted = ("users", "orders", "notification", "realtime", "gateway")
-    stack = Stack(
-        database_url=test_database_url,
-        amqp_url=test_amqp_url,
-        components=[c for c in COMPONENTS if c.name in wanted],
-        ports={c.name: free_port() for c in COMPONENTS},
-        env={
-            "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
-            "USERS_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL),
-            "APP_ENV": "test",
-            "RATE_LIMIT_SCALE": "1000",
-            "LOG_LEVEL": "WARNING",
-        },
-        log_dir=tmp_path_factory.mktemp("console-logs"),
-    )
-    try:
-        launch(stack)
+    with running_stack(
+        test_database_url,
+        test_amqp_url,
+        signing_key_file,
+        tmp_path_factory.mktemp("console-logs"),
+        env={"USERS_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL)},
+        components=("users", "orders", "notification", "realtime", "gateway"),
+    ) as stack:
         yield stack
-    finally:
-        stack.stop_all()
 
 
 @pytest.fixture

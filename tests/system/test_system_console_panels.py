@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from shared.devstack import COMPONENTS, Stack
+from shared.devstack import Stack
 from shared.testing.tools import require_tool
 
-from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
+from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from .opsstack import running_stack
 from .test_system_console import CHROMIUM_ARGS, LIVE, sign_in
-from .test_system_realtime import launch
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -39,27 +39,15 @@ def stack(
     signing_key_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    wanted = ("users", "orders", "notification", "realtime", "gateway")
-    stack = Stack(
-        database_url=test_database_url,
-        amqp_url=test_amqp_url,
-        components=[c for c in COMPONENTS if c.name in wanted],
-        ports={c.name: free_port() for c in COMPONENTS},
-        env={
-            "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
-            "ADMIN_EMAIL": ADMIN_EMAIL,
-            "ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "APP_ENV": "test",
-            "RATE_LIMIT_SCALE": "1000",
-            "LOG_LEVEL": "WARNING",
-        },
-        log_dir=tmp_path_factory.mktemp("console-panels-logs"),
-    )
-    try:
-        launch(stack)
+    with running_stack(
+        test_database_url,
+        test_amqp_url,
+        signing_key_file,
+        tmp_path_factory.mktemp("console-panels-logs"),
+        env={"ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD},
+        components=(*SERVICES, "gateway"),
+    ) as stack:
         yield stack
-    finally:
-        stack.stop_all()
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.failures import FailureGroup
 
-from shared.devstack import COMPONENTS, Stack
+from shared.devstack import Stack
 
-from .conftest import ADMIN_PASSWORD, free_port
+from .conftest import ADMIN_PASSWORD
+from .opsstack import running_stack
 
 # An admin of the fuzzer's own: calling as that admin it sends wrong current passwords, which count as
 # failed logins of the account and lock it out; the admin the other modules share must stay usable.
@@ -59,29 +60,20 @@ def fuzz_stack(
     signing_key_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    stack = Stack(
-        database_url=test_database_url,
-        amqp_url=test_amqp_url,
-        components=list(COMPONENTS),
-        ports={c.name: free_port() for c in COMPONENTS},
+    # running_stack raises the rate limits: every generated request comes from one address, and the
+    # limits are not what is fuzzed here.
+    with running_stack(
+        test_database_url,
+        test_amqp_url,
+        signing_key_file,
+        tmp_path_factory.mktemp("fuzz-logs"),
         env={
-            "USERS_JWT_PRIVATE_KEY_FILE": str(signing_key_file),
             "ADMIN_EMAIL": ADMIN_EMAIL,
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "APP_ENV": "test",
-            "LOG_LEVEL": "WARNING",
             "USERS_ARGON2_PROFILE": "CHEAPEST",
-            # Every generated request comes from one address: the limits are not what is fuzzed here.
-            "RATE_LIMIT_SCALE": "1000",
         },
-        log_dir=tmp_path_factory.mktemp("fuzz-logs"),
-    )
-    try:
-        stack.prepare()
-        stack.start_all()
+    ) as stack:
         yield stack
-    finally:
-        stack.stop_all()
 
 
 @pytest.fixture(scope="module")
