@@ -10,17 +10,21 @@ from the transaction that wrote the row to the relay's marking it after the brok
 upper bound of commit -> confirm). Orders' ``outbox_relay_lag_seconds`` histogram says the same only
 to within its buckets. The backlog comes from ``outbox_pending``, sampled during the run.
 
-Both variants run side by side for the whole bench, each orders process behind a gateway of its own
-(sharing users, the database and the broker, as two replicas of orders would): orders as deployed,
-whose user check is ``ServiceClient`` (an ``httpx.AsyncClient``) on ``shared.http.PoolTransport``, and
-``bench.orders_bare_pool``, the same service asking users over the bare ``UpstreamPool``. Rounds
-alternate wrk between the two gateways (ABAB..., ``--rounds`` of each, after one warm-up of each):
-with no restart between rounds, they can be short and many, so a machine whose speed drifts from
-minute to minute (a shared one) moves both variants alike. Issue 9 wants the first at >= 0.95 of the
-second's orders per second; the table gives the medians of both, their ratio, and the median of each
-round's ratio to the mean of the other variant's rounds on either side of it. The relay figures are
-the deployed variant's; since both processes relay the shared outbox, the CPU per order is both
-orders processes' over the round.
+Both variants run side by side for the whole bench, sharing users, the database and the broker: orders
+as deployed, whose user check is ``ServiceClient`` (an ``httpx.AsyncClient``) on
+``shared.http.PoolTransport``, and ``bench.orders_bare_pool``, the same service asking users over the
+bare ``UpstreamPool``. Each runs ``--replicas`` orders processes (2, as the base overlay deploys orders),
+each behind a gateway of its own, and wrk drives them all at once. With one replica, that single
+process is the bottleneck (about one core of the two): orders/s then follows its CPU per order alone,
+and the ratio below is near the ratio of orders' CPU per order, whatever the rest of the system costs.
+
+Rounds alternate wrk between the two variants (ABAB..., ``--rounds`` of each, after one warm-up of
+each): with no restart between rounds, they can be short and many, so a machine whose speed drifts
+from minute to minute (a shared one) moves both variants alike. Issue 9 wants the first at >= 0.95 of
+the second's orders per second; the table gives the medians of both, their ratio, and the median of
+each round's ratio to the mean of the other variant's rounds on either side of it. The relay figures
+are the deployed variant's first replica's; since every orders process relays the shared outbox, the
+CPU per order is all orders processes' over the round.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +51,7 @@ import httpx
 from bench.metrics import buckets, quantile, scrape, value
 from bench.processes import configure_bench_logging, free_port, throwaway_database
 from bench.vhost import throwaway_vhost
-from bench.wrk import run_wrk
+from bench.wrk import WrkResult, run_wrk
 from shared.devstack import COMPONENTS, Stack, write_dev_key
 from shared.messaging.events import EXCHANGE
 from shared.service.settings import DEFAULT_AMQP_URL
@@ -189,30 +194,36 @@ def paired_ratio(order: list[Variant], rps: list[float]) -> float:
 
 def measure_round(
     args: argparse.Namespace,
-    stack: Stack,
-    url: str,
+    replicas: list[Stack],
     header: str,
     script: str,
     database_url: str,
     pids: list[int],
 ) -> dict[str, float]:
-    """One wrk run through ``stack``'s gateway, and what it cost the orders processes (``pids``)."""
-    orders = stack.url("orders")
+    """wrk through each of ``replicas``' gateways at once (``--connections`` shared among them), and
+    what it cost the orders processes (``pids``). The outbox figures are the first replica's."""
+    orders = replicas[0].url("orders")
     before = scrape(orders)
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
     stop, pending = threading.Event(), [0.0]
     sampler = threading.Thread(target=sample_pending, args=(orders, stop, pending), daemon=True)
     sampler.start()
     started_at = time.time()
-    result = run_wrk(
-        url,
-        header,
-        threads=args.threads,
-        connections=args.connections,
-        seconds=args.duration,
-        script=script,
-        timeout=WRK_TIMEOUT,
-    )
+    connections = max(1, args.connections // len(replicas))
+
+    def drive(replica: Stack) -> WrkResult:
+        return run_wrk(
+            replica.url("gateway") + "/api/v1/orders",
+            header,
+            threads=max(1, min(connections, args.threads // len(replicas))),
+            connections=connections,
+            seconds=args.duration,
+            script=script,
+            timeout=WRK_TIMEOUT,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(replicas)) as pool:
+        results = list(pool.map(drive, replicas))
     ended_at = time.time()
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     stop.set()
@@ -226,11 +237,12 @@ def measure_round(
     lag_after = buckets(after, "outbox_relay_lag_seconds")
     lag50, lag99, rows = exact_lag(database_url, started_at, ended_at)
     return {
-        "rps": result.requests_per_second,
+        "rps": sum(r.requests_per_second for r in results),
         # The orders processes' CPU per order created: steadier than orders/s on a shared machine.
         "cpu": cpu * 1000 / max(rows, 1),
-        "p50": result.p50_ms,
-        "p99": result.p99_ms,
+        # The slowest replica's: wrk's percentiles cannot be merged.
+        "p50": max(r.p50_ms for r in results),
+        "p99": max(r.p99_ms for r in results),
         "lag50": lag50,
         "lag99": lag99,
         "hist99": quantile(lag_before, lag_after, 0.99) * 1000,
@@ -257,8 +269,9 @@ def table(
     cpu_ratio = median(main, "cpu") / median(bare, "cpu")
     lines = [
         f"POST /api/v1/orders through the gateway, wrk -t{args.threads} -c{args.connections} "
-        f"-d{args.duration}s, {args.rounds} rounds per variant alternating (ABAB...), medians "
-        "(users, and orders and a gateway per variant: processes, all running throughout)",
+        f"-d{args.duration}s over {args.replicas} orders replicas a variant, each behind a gateway of its "
+        f"own, {args.rounds} rounds per variant alternating (ABAB...), medians (all processes running "
+        "throughout)",
         "",
         f"Orders as deployed (user check: {main.label}):",
         "",
@@ -323,43 +336,47 @@ def run(args: argparse.Namespace) -> int:
         log.info("preparing and starting users, orders, gateway ...")
         stack.prepare()
         stack.start_all()
-        # The baseline: orders over the bare pool, a replica of the same service with a gateway of
-        # its own that reaches users of the first stack.
-        bare = OrdersStack(
-            database_url=database_url,
-            amqp_url=amqp_url,
-            components=[c for c in COMPONENTS if c.name in ("orders", "gateway")],
-            ports={**stack.ports, "orders": free_port(), "gateway": free_port()},
-            env=stack.env,
-            log_dir=workdir / "logs-bare",
-            orders_module=VARIANTS[1].module,
-        )
-        cleanup.callback(bare.stop_all)
-        log.info(f"starting orders with its user check over {VARIANTS[1].label}, and its gateway ...")
-        bare.start_all()
-        stacks = {VARIANTS[0].label: stack, VARIANTS[1].label: bare}
-        pids = [s.processes["orders"].pid for s in stacks.values()]
+        # Each variant runs --replicas orders processes, each behind a gateway of its own (as the base
+        # overlay deploys orders, and as ingress-balanced gateways send each client to one replica),
+        # all on users of the first stack. The first replica of the deployed variant is ``stack``.
+        replicas: dict[str, list[Stack]] = {label: [] for label in (v.label for v in VARIANTS)}
+        replicas[VARIANTS[0].label].append(stack)
+        for variant in VARIANTS:
+            while len(replicas[variant.label]) < args.replicas:
+                added = OrdersStack(
+                    database_url=database_url,
+                    amqp_url=amqp_url,
+                    components=[c for c in COMPONENTS if c.name in ("orders", "gateway")],
+                    ports={**stack.ports, "orders": free_port(), "gateway": free_port()},
+                    env=stack.env,
+                    log_dir=workdir / f"logs-{variant.module}-{len(replicas[variant.label]) + 1}",
+                    orders_module=variant.module,
+                )
+                cleanup.callback(added.stop_all)
+                replicas[variant.label].append(added)
+        log.info(f"starting the other orders replicas ({args.replicas} a variant) and their gateways ...")
+        for other in [r for group in replicas.values() for r in group if r is not stack]:
+            other.start_all()
+        pids = [r.processes["orders"].pid for group in replicas.values() for r in group]
         tap = bind_tap(amqp_url)
         header = f"Authorization: Bearer {token_for(stack.url('gateway'))}"
         script = workdir / "order.lua"
         script.write_text(ORDER_SCRIPT)
         for variant in VARIANTS:  # warm: connections open, code paths hot
-            run_wrk(
-                stacks[variant.label].url("gateway") + "/api/v1/orders",
-                header,
-                threads=args.threads,
-                connections=args.connections,
-                seconds=3,
-                script=str(script),
-                timeout=WRK_TIMEOUT,
-            )
+            for each in replicas[variant.label]:
+                run_wrk(
+                    each.url("gateway") + "/api/v1/orders",
+                    header,
+                    threads=1,
+                    connections=max(1, args.connections // args.replicas),
+                    seconds=3,
+                    script=str(script),
+                    timeout=WRK_TIMEOUT,
+                )
         rounds: dict[str, list[dict[str, float]]] = {v.label: [] for v in VARIANTS}
         order = schedule(args.rounds)
         for round_no, variant in enumerate(order, start=1):
-            on = stacks[variant.label]
-            r = measure_round(
-                args, on, on.url("gateway") + "/api/v1/orders", header, str(script), database_url, pids
-            )
+            r = measure_round(args, replicas[variant.label], header, str(script), database_url, pids)
             rounds[variant.label].append(r)
             log.info(
                 f"round {round_no} ({variant.label}): {r['rps']:,.0f} orders/s, "
@@ -368,7 +385,11 @@ def run(args: argparse.Namespace) -> int:
                 f"(histogram p99 {r['hist99']:.0f} ms); max pending {r['pending']:.0f}"
             )
         # outbox_published_total starts at 0 in each orders process: summed over them.
-        confirmed = sum(value(scrape(s.url("orders")), "outbox_published_total") for s in stacks.values())
+        confirmed = sum(
+            value(scrape(r.url("orders")), "outbox_published_total")
+            for group in replicas.values()
+            for r in group
+        )
         depth = queue_depth(amqp_url, tap)
         paired = paired_ratio(order, [r["rps"] for r in _in_order(order, rounds)])
         sys.stdout.write(table(args, rounds, confirmed, depth, paired))
@@ -380,6 +401,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=2,
+        help="orders processes (each behind a gateway of its own) a variant: 2, as the base overlay deploys",
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
