@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
-import httpx
 import pytest
 
 from bench.orders_bare_pool import BarePoolUsersClient
