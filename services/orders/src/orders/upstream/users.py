@@ -3,10 +3,11 @@ may it order? Bounded retries where safe, a timeout per attempt, and a circuit b
 
 An ordinary ``httpx.AsyncClient`` call; the lifespan makes the client a ``shared.http.ServiceClient``
 (no cookie store, so no cookie work per answer) on ``shared.http.PoolTransport``, since the call runs
-once per order and httpx's own transport costs several times its CPU (``python -m bench.transport_bench``). It runs once per order, so its CPU is counted
-(``python -m bench.orders_bench`` compares it with the bare pool): the request is built whole and given
-to ``send`` (``get`` would parse and merge the URL with the base three times, ~70 us), and the first
-attempt runs outside tenacity, whose per-call set-up (~40 us) is paid only when a retry is due.
+once per order and httpx's own transport costs several times its CPU
+(``python -m bench.transport_bench``). It runs once per order, so its CPU is counted
+(``python -m bench.orders_bench`` compares it with the bare pool): the request is built whole and
+given to ``send`` (``get`` would parse and merge the URL with the base three times, ~70 us), and the
+first attempt runs outside tenacity, whose per-call set-up (~40 us) is paid only when a retry is due.
 """
 
 from __future__ import annotations
