@@ -29,6 +29,7 @@ def run_queue_wait() -> float:
     try:
         return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
+        # A kernel without scheduler statistics: no wait is known, and the tables say 0%.
         return 0.0
 
 

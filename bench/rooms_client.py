@@ -57,7 +57,7 @@ async def _accept(
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, ConnectionError):
-        return
+        return  # the client left before its handshake: the client check counts only who connects
     key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head)
     if key is None:
         writer.close()

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -45,7 +46,8 @@ from shared.service.settings import DEFAULT_AMQP_URL
 log = logging.getLogger("bench.dashboards")
 
 ROOT = Path(__file__).resolve().parents[2]
-ADMIN = ("dashboards-admin@example.com", "dashboards admin password")
+# The run's admin, seeded through the stack's settings; the password is new each run.
+ADMIN = ("dashboards-admin@example.com", secrets.token_urlsafe(18))
 
 
 class Sink:

@@ -208,7 +208,7 @@ def mapped(panel: Panel, value: float) -> tuple[str, str] | None:
         try:
             if float(key) == value:
                 return text, color
-        except ValueError:
+        except ValueError:  # a text key (Grafana maps text values too): never equal to a sample
             continue
     return None
 

@@ -88,7 +88,7 @@ def wait_until_up(prometheus: Prometheus, jobs: set[str], process: subprocess.Po
         try:
             health = prometheus.target_health()
         except (httpx.HTTPError, RuntimeError):
-            health = {}
+            health = {}  # Prometheus itself not answering yet: asked again, and named at the deadline
         if health == dict.fromkeys(jobs, "up"):
             return
         time.sleep(0.2)

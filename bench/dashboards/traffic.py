@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import random
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -37,7 +38,8 @@ from shared.messaging.events import EXCHANGE
 
 log = logging.getLogger("bench.dashboards.traffic")
 
-PASSWORD = "dashboards bench password"  # noqa: S105 - throwaway accounts in a throwaway database
+# The people's password: new each run (their accounts live in the run's throwaway database).
+PASSWORD = secrets.token_urlsafe(18)
 ORDER = {
     "currency": "USD",
     "items": [{"sku": "SKU-1", "name": "Widget", "quantity": 2, "unit_price_cents": 1999}],
@@ -135,13 +137,17 @@ class Traffic:
             )
         who.token = answer.json()["access_token"]
 
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the run stops meanwhile (the wait's timeout is the usual end)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), max(0.0, seconds))
+
     # --- one person ---------------------------------------------------------------------------------
 
     async def live(self, who: Person) -> None:
         while not self.stop.is_set():
             await self.one_action(who)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), self.rng.uniform(0.3, 1.2))
+            await self.pause(self.rng.uniform(0.3, 1.2))
 
     async def one_action(self, who: Person) -> None:
         roll = self.rng.random()
@@ -179,8 +185,7 @@ class Traffic:
                 shipped = await self.call("ship", "POST", f"/api/v1/orders/{order['id']}/ship", self.admin)
                 if shipped is not None and shipped.status_code == 200 and self.rng.random() < 0.7:
                     await self.call("deliver", "POST", f"/api/v1/orders/{order['id']}/deliver", self.admin)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), 1.0)
+            await self.pause(1.0)
 
     # --- streams ------------------------------------------------------------------------------------
 
@@ -195,8 +200,7 @@ class Traffic:
                 return
             log.info(f"the {what} of {who.address} was {why}")
             self.tally.note(what, why)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), 1.0)
+            await self.pause(1.0)
 
     async def _hold_websocket(self, who: Person, room: str | None, hold: float | None) -> str | None:
         """None when the connection was held as long as wanted; otherwise how it ended."""
@@ -279,10 +283,7 @@ class Traffic:
         self.tally.note("malformed", count)
 
     async def at(self, started: float, seconds: float, incident: Incident) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self.stop.wait(), max(0.0, started + seconds * incident.share - time.monotonic())
-            )
+        await self.pause(started + seconds * incident.share - time.monotonic())
         if not self.stop.is_set():
             log.info(f"t={time.monotonic() - started:4.0f}s: {incident.name}")
             await incident.happen()
@@ -321,13 +322,14 @@ class Traffic:
                 *self.incidents,
             ]
             tasks += [asyncio.create_task(self.at(started, seconds, incident)) for incident in moments]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), seconds)
+            await self.pause(seconds)
             self.stop.set()
             await asyncio.gather(*tasks)
             for stream in streams:
                 stream.cancel()
-            await asyncio.gather(*streams, return_exceptions=True)
+            for outcome in await asyncio.gather(*streams, return_exceptions=True):
+                if isinstance(outcome, Exception):  # a stream's own failures are tallied; not this
+                    raise outcome
         finally:
             self.stop.set()
             await self.client.aclose()

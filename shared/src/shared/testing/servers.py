@@ -42,7 +42,7 @@ def free_port() -> int:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
-            except OSError:
+            except OSError:  # taken (or not bindable): draw another
                 continue
             return port
 
