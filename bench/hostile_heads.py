@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import free_port
+from bench.processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,11 +56,7 @@ def gateway_process() -> Iterator[tuple[int, int]]:
             time.sleep(0.1)
         yield port, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, grace=20)
 
 
 def rss_mib(pid: int) -> float:

@@ -111,13 +111,19 @@ def standin_users(port: int, env: dict[str, str], workdir: Path) -> Iterator[Non
         _wait_http(f"http://127.0.0.1:{port}/healthz", process)
         yield
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, grace=10)
+
+
+def stop_process(process: subprocess.Popen[bytes], *, grace: float) -> None:
+    """SIGTERM, ``grace`` seconds to exit, then SIGKILL; reaped either way."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:  # would not stop: killed
+        process.kill()
+        process.wait()
 
 
 def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import _wait_http, configure_bench_logging, free_port, throwaway_database
+from bench.processes import _wait_http, configure_bench_logging, free_port, stop_process, throwaway_database
 from bench.vhost import throwaway_vhost
 
 log = logging.getLogger("bench.users_signup_flood")
@@ -109,8 +109,7 @@ def main() -> int:
                 flood(f"http://127.0.0.1:{port}", process.pid, args.signups, args.one_address)
             )
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            stop_process(process, grace=30)
     for name, value in result.items():
         sys.stdout.write(f"{name:24} {value}" + "\n")
     return 0

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.processes import free_port
+from bench.processes import free_port, stop_process
 
 log = logging.getLogger("bench.dashboards.prometheus")
 
@@ -123,12 +123,7 @@ def running_prometheus(targets: Mapping[str, str], workdir: Path) -> Iterator[Pr
         log.info(f"Prometheus on :{port} scrapes {', '.join(targets)} every {SCRAPE_INTERVAL}")
         yield prometheus
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=15)
 
 
 def finite(values: tuple[float, ...]) -> list[float]:
