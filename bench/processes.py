@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 from shared.db.bootstrap import drop_database
 from shared.observability.logs import configure_logging
 from shared.service.settings import with_database
+from shared.testing import servers
 
 log = logging.getLogger("bench.processes")
 
@@ -55,10 +55,9 @@ http {{
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """The tests' choice (``shared.testing.servers``): below the ephemeral range, so an outgoing
+    connection cannot take the port before the bench's process binds it."""
+    return servers.free_port()
 
 
 @contextmanager
