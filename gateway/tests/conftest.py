@@ -15,6 +15,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from gateway.splice import server_options
 from gateway_testing import Recorder, standin_app
 from shared.testing.servers import Running, closed_port_url, serve_in_thread
 from shared.testing.tokens import TokenIssuer
@@ -55,7 +56,9 @@ def start_gateway() -> Iterator[Callable[..., Running]]:
             settings.setdefault("environment", "test")
             # The tests are all one client (127.0.0.1); those about rate limits set their own scale.
             settings.setdefault("rate_limit_scale", 1000)
-            return stack.enter_context(serve_in_thread(create_app(GatewaySettings(**settings))))
+            return stack.enter_context(
+                serve_in_thread(create_app(GatewaySettings(**settings)), **server_options())
+            )
 
         yield start
 

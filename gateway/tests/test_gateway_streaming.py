@@ -8,6 +8,7 @@ import httpx
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from gateway.splice import server_options
 from gateway_testing import Recorder
 from shared.testing.servers import Running, closed_port_url, serve_in_thread
 from shared.testing.tokens import TokenIssuer
@@ -63,7 +64,9 @@ def test_a_stopping_gateway_ends_its_streams_with_a_complete_response(
     )
     params = {"count": "1000", "gap": "0.05"}  # 50 s of events: only the shutdown ends it early
     with (
-        serve_in_thread(create_app(settings), graceful=True, timeout_graceful_shutdown=5) as running,
+        serve_in_thread(
+            create_app(settings), graceful=True, timeout_graceful_shutdown=5, **server_options()
+        ) as running,
         httpx.Client(base_url=running.url, timeout=10) as client,
         client.stream("GET", "/api/v1/events/stream", params=params, headers=auth) as response,
     ):

@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from gateway.splice import server_options
 from shared.testing.servers import Running, serve_in_thread
 from shared.testing.tokens import TokenIssuer
 
@@ -76,6 +77,7 @@ async def test_a_client_that_stops_reading_stalls_the_upstream_within_a_few_fram
                 GatewaySettings(environment="test", users_url=users_upstream.url, realtime_url=upstream.url)
             ),
             send_buffer=8192,
+            **server_options(),
         ) as gateway,
     ):
         url = gateway.url.replace("http://", "ws://") + f"/ws?token={keys.token()}"

@@ -1,32 +1,29 @@
-"""WebSocket proxying for ``/ws``: the token is checked at the handshake, then frames flow both ways.
+"""WebSocket proxying for ``/ws`` and ``/graphql``: the token is checked at the handshake, then the
+connection is spliced to the upstream's (``gateway.splice``): bytes flow both ways, frames untouched.
 
-The upstream side uses the ``websockets`` client (already installed with uvicorn's standard extras);
-the realtime service checks the token again and its close codes (4401, 4008) reach the client as sent.
+The realtime service checks the token again, and its frames and close codes (4401, 4008) reach the
+client as sent: the gateway adds no queue, no framing and no keepalive of its own.
 
-Backpressure passes through: a frame is read from the upstream only once the previous ones were
-handed to the client's connection, and the gateway keeps little of its own in between (a few frames,
-a fixed socket receive buffer). A client that stops reading therefore stalls its upstream connection
-soon, and the realtime service closes it with 4008 (contract section 4) as it would a direct client,
-instead of the gateway soaking up the stream. Measured on the running system: with the library's
-default queue and an auto-tuned receive buffer, a stalled client took over 25 MB of events without
-the realtime service noticing; with these limits, 8-14 MB, nearly all of it the kernel's send buffers
-on the two hops (net.ipv4.tcp_wmem, at most 4 MiB each).
+Backpressure passes through: the gateway stops reading one side while the other side's socket is
+backed up, and keeps little in between (a transport's write buffer, a fixed socket receive buffer). A
+client that stops reading therefore stalls its upstream connection soon, and the realtime service
+closes it with 4008 (contract section 4) as it would a direct client, instead of the gateway soaking
+up the stream. Measured on the running system: with an auto-tuned receive buffer, a stalled client
+took over 25 MB of events without the realtime service noticing; with these limits, 8-14 MB, nearly
+all of it the kernel's send buffers on the two hops (net.ipv4.tcp_wmem, at most 4 MiB each).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import socket
 
-from starlette.types import Message, Receive, Scope, Send
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from starlette.types import Receive, Scope, Send
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from gateway.handshake import Refused, deny_websocket
 from gateway.headers import query_param, upstream_request_headers
 from gateway.runtime import GatewayRuntime
+from gateway.splice import SPLICE_EXTENSION, SPLICE_MESSAGE, UpstreamLink, open_upstream
 from shared.auth.verifier import bearer_token
 from shared.errors import AppError, UpstreamUnavailable
 from shared.observability.request_id import current_request_id
@@ -34,16 +31,12 @@ from shared.web.client_address import TrustedProxies
 
 log = logging.getLogger(__name__)
 
-# Close codes that may not be sent in a close frame (RFC 6455 7.4.1) and what the client gets instead.
-_RESERVED_CLOSE = {1005: 1000, 1006: 1011, 1015: 1011}
-# The client library makes its own handshake headers; the rest of the client's headers are forwarded.
+# The client's handshake headers that are its own hop's: the gateway makes its own for the upstream.
 _HANDSHAKE_HEADERS = frozenset(
     {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol"}
 )
-# What one connection may hold in the gateway while its client is not reading (see the docstring):
-# frames received but not yet relayed (websockets' default is 16), and the upstream socket's receive
-# buffer, fixed instead of auto-tuned (Linux grows it up to net.ipv4.tcp_rmem's maximum, 32 MiB here).
-UPSTREAM_QUEUE_FRAMES = 4
+# The upstream socket's receive buffer, fixed instead of auto-tuned (Linux grows it up to
+# net.ipv4.tcp_rmem's maximum, 32 MiB here): what a stalled client leaves in the gateway stays small.
 UPSTREAM_RECEIVE_BUFFER = 64 * 1024
 
 
@@ -71,19 +64,19 @@ class WebSocketProxy:
         except AppError as error:
             await deny_websocket(scope, send, error)
             return
+        if SPLICE_EXTENSION not in scope.get("extensions", {}):
+            raise RuntimeError(
+                "the gateway must be served with gateway.splice.SplicingProtocol (gateway serve)"
+            )
         url = route.base_url.replace("http", "ws", 1) + scope["path"] + (f"?{query}" if query else "")
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded.headers]
         try:
-            upstream = await connect(
+            upstream = await open_upstream(
                 url,
-                additional_headers=headers,
+                headers,
                 subprotocols=scope.get("subprotocols") or None,
-                open_timeout=self.runtime.settings.upstream_timeout,
-                max_size=self.runtime.settings.max_body_bytes,
-                max_queue=UPSTREAM_QUEUE_FRAMES,
-                compression=None,
-                user_agent_header=None,
-                proxy=None,
+                timeout=self.runtime.settings.upstream_timeout,
+                receive_buffer=UPSTREAM_RECEIVE_BUFFER,
             )
         except InvalidStatus as exc:
             # The service refused the handshake (its own token check, its connection cap): the client
@@ -96,10 +89,7 @@ class WebSocketProxy:
             unavailable = UpstreamUnavailable(f"The {route.upstream} service cannot be reached.")
             await deny_websocket(scope, send, unavailable)
             return
-        _limit_receive_buffer(upstream)
-        async with upstream:
-            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            await _relay(receive, send, upstream)
+        await _splice(receive, send, upstream)
 
     async def _authenticate(self, authorization: bytes | None, query: str) -> None:
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
@@ -111,50 +101,9 @@ class WebSocketProxy:
         await self.runtime.verifier.verify(token)
 
 
-def _limit_receive_buffer(upstream: ClientConnection) -> None:
-    sock = upstream.transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UPSTREAM_RECEIVE_BUFFER)
-
-
-async def _client_to_upstream(receive: Receive, upstream: ClientConnection) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "websocket.disconnect":
-            code: int = message.get("code") or 1000
-            await upstream.close(_RESERVED_CLOSE.get(code, code))
-            return
-        if message.get("text") is not None:
-            await upstream.send(message["text"])
-        elif message.get("bytes") is not None:
-            await upstream.send(message["bytes"])
-
-
-async def _upstream_to_client(send: Send, upstream: ClientConnection) -> None:
-    # An abnormal close raises instead of ending the loop; either way the close code is read below.
-    with contextlib.suppress(ConnectionClosed):
-        async for frame in upstream:
-            key = "text" if isinstance(frame, str) else "bytes"
-            await send({"type": "websocket.send", key: frame})
-    code = upstream.close_code or 1000
-    await send(
-        {
-            "type": "websocket.close",
-            "code": _RESERVED_CLOSE.get(code, code),
-            "reason": upstream.close_reason or "",
-        }
-    )
-
-
-async def _relay(receive: Receive, send: Send, upstream: ClientConnection) -> None:
-    """Both directions at once; when one side closes, the other is closed with its code."""
-    tasks = (
-        asyncio.ensure_future(_client_to_upstream(receive, upstream)),
-        asyncio.ensure_future(_upstream_to_client(send, upstream)),
-    )
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+async def _splice(receive: Receive, send: Send, upstream: UpstreamLink) -> None:
+    """Accept the client with the upstream's subprotocol and hand both sockets to the server's splice;
+    this task then only waits for the client's side to end (the splice closes it with the upstream)."""
+    await send({"type": SPLICE_MESSAGE, "upstream": upstream, "subprotocol": upstream.subprotocol})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass

@@ -9,6 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
+from websockets.client import ClientProtocol
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from realtime.delivery.access import parse_since
 from realtime.delivery.hub import Hub
@@ -197,3 +202,15 @@ def test_settings_keep_pings_within_the_contract() -> None:
     assert Settings(users_url="http://users:8001/").jwks_url == "http://users:8001/.well-known/jwks.json"
     with pytest.raises(ValueError, match="REALTIME_DB_PASSWORD"):
         Settings(environment="production")
+
+
+@pytest.mark.parametrize(
+    "text", ['{"type":"ping"}', "é" * 100, "x" * 70_000], ids=["short", "16-bit", "64-bit"]
+)
+def test_a_frames_wire_form_is_its_text_as_one_websocket_text_frame(text: str) -> None:
+    """What ``FrameWritingProtocol`` writes to every connection is what a client parses back."""
+    client = ClientProtocol(parse_uri("ws://realtime/ws"), state=State.OPEN, max_size=None)
+    client.receive_data(Frame(1, "e", text).wire)
+    [received] = client.events_received()
+    assert isinstance(received, WireFrame)
+    assert (received.opcode, received.fin, bytes(received.data).decode()) == (Opcode.TEXT, True, text)

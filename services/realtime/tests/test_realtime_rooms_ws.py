@@ -11,12 +11,26 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from realtime.rooms.store import trim_rooms
 from realtime_testing import new_room, open_member, presence
 from shared.testing.users import UsersStandIn
 
 pytestmark = pytest.mark.integration
+
+
+async def frames_sent(url: str) -> dict[str, float]:
+    """``realtime_frames_sent_total`` over WebSocket, by kind."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    return {
+        sample.labels["kind"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "realtime_frames_sent"
+        for sample in family.samples
+        if sample.name == "realtime_frames_sent_total" and sample.labels["transport"] == "ws"
+    }
 
 
 @pytest.fixture
@@ -72,6 +86,11 @@ async def test_members_on_two_replicas_see_joins_messages_in_offset_order_and_le
         offsets = [[f["offset"] for f in got] for got in seen]
         assert offsets == [list(range(1, 11))] * 3
         assert seen[0] == seen[1] == seen[2]
+        # Counted as what they are (a and b2 are on replica one): room frames, not pings, none of
+        # which is due at a 30 s interval.
+        counted = await frames_sent(one.url)
+        assert counted.get("room", 0) >= 20
+        assert counted.get("ping", 0) == 0
         first = next(f for f in seen[0] if f["text"] == "a0")
         assert first["client_id"] == client_id
         assert set(first) == {

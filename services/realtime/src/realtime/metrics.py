@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from realtime.streams.frames import PING, Frame
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -45,7 +48,7 @@ class RealtimeMetrics:
             ),
             frames_sent=Counter(
                 "realtime_frames_sent",
-                "Frames written to clients, by transport and kind (event, replay, ready, ping).",
+                "Frames written to clients, by transport and kind (event, replay, ready, ping, room).",
                 ["transport", "kind"],
                 registry=registry,
             ),
@@ -90,6 +93,7 @@ class TransportMetrics:
     replayed: Counter
     pings: Counter
     ready: Counter
+    rooms: Counter
     lag: Histogram
     parent: RealtimeMetrics
 
@@ -102,9 +106,21 @@ class TransportMetrics:
             replayed=sent.labels(transport, "replay"),
             pings=sent.labels(transport, "ping"),
             ready=sent.labels(transport, "ready"),
+            # Room frames (message, presence, joined, left, broadcast, error: contract section 6).
+            rooms=sent.labels(transport, "room"),
             lag=metrics.delivery_lag.labels(transport),
             parent=metrics,
         )
+
+    def sent(self, frame: Frame) -> None:
+        """Count a live frame written to a client; an event's delivery lag is observed too."""
+        if frame.is_event:
+            self.events.inc()
+            self.lag.observe(max(0.0, time.time() - frame.ts))
+        elif frame is PING:
+            self.pings.inc()
+        else:
+            self.rooms.inc()
 
     def closed(self, reason: str) -> None:
         self.parent.disconnects.labels(self.transport, reason).inc()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -102,9 +101,7 @@ async def _stream(sub: SseSubscriber, since: int | None, runtime: Runtime) -> As
                 for item in await sub.resolve(sub.pending.popleft(), store):
                     yield _event(item)
                     sub.sent(item)
-                    if item.is_event:
-                        metrics.events.inc()
-                        metrics.lag.observe(max(0.0, time.time() - item.ts))
+                    metrics.sent(item)
     except DATABASE_ERRORS:
         # Ending the stream makes the browser reconnect with Last-Event-ID: nothing is lost.
         log.warning("SSE stream ended: the store could not be read", exc_info=True)

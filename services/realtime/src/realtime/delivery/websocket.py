@@ -1,7 +1,9 @@
 """``GET /ws``: the WebSocket stream.
 
 Per connection there is the ASGI task (it replays, then reads the client's frames), a writer task that
-exists only while frames are waiting, two timer handles (ping, token expiry) and a small bounded deque.
+exists only while the socket is backed up or the store must be read, two timer handles (ping, token
+expiry) and a small bounded deque. A frame that is next in line while the socket takes it is written
+at once, as the fan-out offers it (``realtime.server.FrameWritingProtocol``).
 No reader/writer task pair, no per-connection buffer beyond what the transport needs: an idle
 connection costs a few kilobytes, so 10,000 fit in one process.
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import orjson
 from starlette.responses import Response
@@ -26,7 +27,8 @@ from realtime.delivery.subscriber import (
 from realtime.rooms.frames import error_frame
 from realtime.rooms.session import RoomSession
 from realtime.runtime import Runtime, runtime_of
-from realtime.streams.frames import PING, Frame, ready_text
+from realtime.server import FRAME_WRITER, FrameWritingProtocol
+from realtime.streams.frames import PING, ready_text
 from realtime.streams.store import DATABASE_ERRORS
 from shared.auth.verifier import Principal
 from shared.errors import AppError, Unauthorized, ValidationFailed
@@ -39,7 +41,7 @@ SEND_ERRORS: tuple[type[BaseException], ...] = (WebSocketDisconnect, RuntimeErro
 
 
 class WebSocketSubscriber(Subscriber):
-    __slots__ = ("_ping", "_writer", "expires_at", "rooms", "runtime", "websocket")
+    __slots__ = ("_direct", "_ping", "_writer", "expires_at", "rooms", "runtime", "websocket")
 
     transport = "ws"
 
@@ -48,13 +50,29 @@ class WebSocketSubscriber(Subscriber):
         self.websocket = websocket
         self.runtime = runtime
         self._writer: asyncio.Task[None] | None = None
+        # None under a server other than realtime's own (every frame then takes the ASGI way).
+        self._direct: FrameWritingProtocol | None = websocket.scope.get("extensions", {}).get(FRAME_WRITER)
         self._ping: asyncio.TimerHandle | None = None
         self.expires_at = caller.expires_at
         self.rooms = RoomSession(self, caller.name, runtime.rooms, runtime.room_limits, runtime.say_buckets)
 
     def wake(self) -> None:
-        if self._writer is None and self.live:
+        if self._writer is None and self.live and not self._write_now():
             self._writer = asyncio.get_running_loop().create_task(self._flush())
+
+    def _write_now(self) -> bool:
+        """The usual case, with no task: the one waiting frame is next in line and the socket takes it."""
+        if self._direct is None or self.close_code is not None or len(self.pending) != 1:
+            return False
+        frame = self.pending[0]
+        if frame.is_event and frame.offset != self.last_offset + 1:
+            return False  # a repeat to drop or a gap to fill from the store: the writer's work
+        if not self._direct.write_frame(frame.wire):
+            return False  # backed up: the writer waits for the socket
+        self.pending.popleft()
+        self.runtime.ws_metrics.sent(frame)
+        self.sent(frame)
+        return True
 
     async def serve(self, since: int | None) -> None:
         hub, metrics = self.runtime.hub, self.runtime.ws_metrics
@@ -135,8 +153,9 @@ class WebSocketSubscriber(Subscriber):
                 for item in await self.resolve(frame, self.runtime.store):
                     if self.close_code is not None:
                         break
-                    await self.websocket.send_text(item.text)
-                    self._count(item)
+                    if self._direct is None or not self._direct.write_frame(item.wire):
+                        await self.websocket.send_text(item.text)
+                    self.runtime.ws_metrics.sent(item)
                     self.sent(item)
             if self.close_code is not None:
                 await self.websocket.close(self.close_code, self.close_reason)
@@ -151,14 +170,6 @@ class WebSocketSubscriber(Subscriber):
         finally:
             if self._writer is asyncio.current_task():
                 self._writer = None
-
-    def _count(self, frame: Frame) -> None:
-        metrics = self.runtime.ws_metrics
-        if frame.is_event:
-            metrics.events.inc()
-            metrics.lag.observe(max(0.0, time.time() - frame.ts))
-        else:
-            metrics.pings.inc()
 
     def _schedule_ping(self) -> None:
         self._ping = asyncio.get_running_loop().call_later(self.runtime.settings.ping_interval, self._tick)

@@ -1,17 +1,20 @@
 """The frames a client receives (contract section 4) and the NOTIFY payload that carries them.
 
 An event's frame is encoded once, where it is stored or read, and the same ``Frame`` object (and so the
-same string) is queued to every connection of its user: fan-out costs a reference, not a copy.
+same string, and the same WebSocket frame on the wire) is queued to every connection of its user:
+fan-out costs a reference, not a copy.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
 
 # NOTIFY refuses payloads of 8000 bytes or more; bigger frames travel as a reference to their row.
 MAX_NOTIFY_BYTES = 7999
@@ -27,6 +30,12 @@ class Frame:
     text: str
     # The event's ``occurred_at`` as epoch seconds (delivery lag is measured from it); 0 for control.
     ts: float = 0.0
+    # The whole WebSocket text frame (RFC 6455 5.2, unmasked as a server sends it), built once for every
+    # connection the frame goes to (``realtime.server.FrameWritingProtocol``).
+    wire: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire", WireFrame(Opcode.TEXT, self.text.encode()).serialize(mask=False))
 
     @property
     def is_event(self) -> bool:
