@@ -189,3 +189,35 @@ async def test_a_message_over_16_kib_in_small_fragments_closes_with_1009_before_
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
     assert received == ["a" * 8192 + "b" * 8192]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        bytes((0x81, 0xFF)) + (2**62).to_bytes(8, "big") + b"mask",  # claims 4 EiB
+        bytes((0x82, 0xFE)) + (16 * 1024 + 1).to_bytes(2, "big") + b"mask",  # one byte over, binary
+    ],
+    ids=["huge length", "just over"],
+)
+async def test_a_frame_header_claiming_too_much_closes_with_1009_and_nothing_goes_on(
+    keys: TokenIssuer, users_upstream: Running, raw: bytes
+) -> None:
+    received: list[str | bytes] = []
+
+    async def record(connection: ServerConnection) -> None:
+        await connection.send("ready")
+        async for message in connection:
+            received.append(message)
+
+    async with (
+        upstream_server(record) as upstream,
+        gateway_to(upstream, users_upstream) as gateway,
+        connect(ws_url(gateway, keys), open_timeout=5) as ws,
+    ):
+        assert await ws.recv() == "ready"
+        ws.transport.write(raw)  # a header only, as an attacker would send it
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    assert received == []
