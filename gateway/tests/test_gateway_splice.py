@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
@@ -96,12 +96,12 @@ def test_a_close_frame_of_the_gateways_own_parses_with_its_code(masked: bool) ->
     assert int.from_bytes(payload, "big") == 1011
 
 
-@asynccontextmanager
-async def upstream_server(handler: Callable[[ServerConnection], object]) -> AsyncIterator[str]:
-    async def handle(connection: ServerConnection) -> None:
-        await handler(connection)  # type: ignore[misc]
+Handler = Callable[[ServerConnection], Awaitable[None]]
 
-    async with serve(handle, "127.0.0.1", 0, compression=None) as server:
+
+@asynccontextmanager
+async def upstream_server(handler: Handler) -> AsyncIterator[str]:
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield f"http://127.0.0.1:{port}"
 
@@ -119,6 +119,33 @@ def ws_url(gateway: Running, keys: TokenIssuer) -> str:
     return gateway.url.replace("http://", "ws://") + f"/ws?token={keys.token()}"
 
 
+@asynccontextmanager
+async def client_through_gateway(
+    handler: Handler, users: Running, keys: TokenIssuer
+) -> AsyncIterator[ClientConnection]:
+    """A client connected through a gateway of its own to an upstream running ``handler``, past its
+    first frame (``ready``)."""
+    async with (
+        upstream_server(handler) as upstream,
+        gateway_to(upstream, users) as gateway,
+        connect(ws_url(gateway, keys), open_timeout=5, max_size=None) as ws,
+    ):
+        assert await ws.recv() == "ready"
+        yield ws
+
+
+def recording() -> tuple[list[str | bytes], Handler]:
+    """An upstream handler that says ``ready``, then keeps every message it gets, in the list."""
+    received: list[str | bytes] = []
+
+    async def record(connection: ServerConnection) -> None:
+        await connection.send("ready")
+        async for message in connection:
+            received.append(message)
+
+    return received, record
+
+
 async def test_an_upstream_that_vanishes_without_a_close_frame_closes_the_client_with_1011(
     keys: TokenIssuer, users_upstream: Running
 ) -> None:
@@ -127,12 +154,7 @@ async def test_an_upstream_that_vanishes_without_a_close_frame_closes_the_client
         await connection.recv()
         connection.transport.abort()  # no close frame: as a killed process
 
-    async with (
-        upstream_server(vanish) as upstream,
-        gateway_to(upstream, users_upstream) as gateway,
-        connect(ws_url(gateway, keys), open_timeout=5) as ws,
-    ):
-        assert await ws.recv() == "ready"
+    async with client_through_gateway(vanish, users_upstream, keys) as ws:
         await ws.send("go")
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)
@@ -169,19 +191,8 @@ async def test_a_stopping_gateway_closes_its_websockets_with_1012_both_ways(
 async def test_a_message_over_16_kib_in_small_fragments_closes_with_1009_before_the_upstream_has_it(
     keys: TokenIssuer, users_upstream: Running
 ) -> None:
-    received: list[str | bytes] = []
-
-    async def record(connection: ServerConnection) -> None:
-        await connection.send("ready")
-        async for message in connection:
-            received.append(message)
-
-    async with (
-        upstream_server(record) as upstream,
-        gateway_to(upstream, users_upstream) as gateway,
-        connect(ws_url(gateway, keys), open_timeout=5, max_size=None) as ws,
-    ):
-        assert await ws.recv() == "ready"
+    received, record = recording()
+    async with client_through_gateway(record, users_upstream, keys) as ws:
         await ws.send(["a" * 8192, "b" * 8192])  # two fragments, 16 KiB in all: allowed
         await ws.send(["c" * 8192, "d" * 8192, "e"])  # one byte more
         with pytest.raises(ConnectionClosed) as closed:
@@ -202,19 +213,8 @@ async def test_a_message_over_16_kib_in_small_fragments_closes_with_1009_before_
 async def test_a_frame_header_claiming_too_much_closes_with_1009_and_nothing_goes_on(
     keys: TokenIssuer, users_upstream: Running, raw: bytes
 ) -> None:
-    received: list[str | bytes] = []
-
-    async def record(connection: ServerConnection) -> None:
-        await connection.send("ready")
-        async for message in connection:
-            received.append(message)
-
-    async with (
-        upstream_server(record) as upstream,
-        gateway_to(upstream, users_upstream) as gateway,
-        connect(ws_url(gateway, keys), open_timeout=5) as ws,
-    ):
-        assert await ws.recv() == "ready"
+    received, record = recording()
+    async with client_through_gateway(record, users_upstream, keys) as ws:
         ws.transport.write(raw)  # a header only, as an attacker would send it
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)
