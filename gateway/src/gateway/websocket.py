@@ -8,9 +8,11 @@ Backpressure passes through: the gateway stops reading one side while the other 
 backed up, and keeps little in between (a transport's write buffer, a fixed socket receive buffer). A
 client that stops reading therefore stalls its upstream connection soon, and the realtime service
 closes it with 4008 (contract section 4) as it would a direct client, instead of the gateway soaking
-up the stream. Measured on the running system: with an auto-tuned receive buffer, a stalled client
-took over 25 MB of events without the realtime service noticing; with these limits, 8-14 MB, nearly
-all of it the kernel's send buffers on the two hops (net.ipv4.tcp_wmem, at most 4 MiB each).
+up the stream. Measured on the running system with the frame-by-frame relay this replaced: with an
+auto-tuned receive buffer, a stalled client took over 25 MB of events without the realtime service
+noticing; with the fixed one, 8-14 MB, nearly all of it the kernel's send buffers on the two hops
+(net.ipv4.tcp_wmem, at most 4 MiB each). The splice keeps that fixed buffer and holds less itself
+(``test_gateway_websocket_backpressure``).
 """
 
 from __future__ import annotations
