@@ -27,7 +27,6 @@ checks the token and opens the upstream with ``open_upstream``, then sends that 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import ssl
 from typing import Any, cast
@@ -37,6 +36,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidMessage
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
@@ -66,6 +66,10 @@ class FrameCursor:
 
     ``feed`` returns, for each frame whose header completed in ``data``, its offset in ``data`` (negative
     when the header began in an earlier chunk), opcode, FIN bit and payload length.
+
+    Written here rather than taken from ``websockets``: its parser reads (copies, unmasks) every payload
+    to hand over whole frames, which is the per-frame work the tunnel exists to avoid; this reads the
+    2-14 header bytes and skips the rest (under 1 µs a frame).
     """
 
     __slots__ = ("_pending", "_skip", "saw_close")
@@ -113,13 +117,9 @@ class FrameCursor:
 
 
 def close_frame(code: int, *, masked: bool) -> bytes:
-    """A close frame with ``code`` and no reason; masked for the upstream, which is a server."""
-    payload = code.to_bytes(2, "big")
-    if not masked:
-        return bytes((0x80 | _CLOSE, len(payload))) + payload
-    mask = os.urandom(4)
-    masked_payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes((0x80 | _CLOSE, 0x80 | len(payload))) + mask + masked_payload
+    """A close frame with ``code`` and no reason, by the ``websockets`` serializer; masked for the
+    upstream, which is a server."""
+    return Frame(Opcode.CLOSE, Close(code, "").serialize()).serialize(mask=masked)
 
 
 class UpstreamLink(asyncio.Protocol):
