@@ -388,7 +388,7 @@ def orders_to_stall_a_client() -> int:
 
     The kernel's send buffers are most of it: realtime's to the gateway and the gateway's to the
     client, each auto-tuned up to net.ipv4.tcp_wmem's maximum (4 MiB by default); the processes hold a
-    few hundred KiB more (transport buffers, the gateway's few frames and its fixed receive buffer).
+    few hundred KiB more (transport buffers and the gateway's fixed receive buffer).
     """
     try:
         send_buffer_max = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
@@ -398,6 +398,10 @@ def orders_to_stall_a_client() -> int:
     in_buffers = math.ceil((2 * send_buffer_max + 1024 * 1024) / event_bytes)
     # Each order is two events: its order.created and a small notification.created.
     return in_buffers + SEND_QUEUE_SIZE // 2 + 10
+
+
+# Orders whose events the reading client may still be waiting for (each order is two of its frames).
+WINDOW = 4
 
 
 async def test_a_client_that_stops_reading_gets_4008_while_another_of_the_same_user_keeps_up(
@@ -413,28 +417,32 @@ async def test_a_client_that_stops_reading_gets_4008_while_another_of_the_same_u
         await ready(slow_ws)
         await ready(fast_ws)
         fast, slow = Frames(fast_ws), Frames(slow_ws)
-        arrived: dict[str, float] = {}
+        # The reading client keeps up by construction, not by how the machine schedules this process:
+        # an order is created only once the reading client has all but WINDOW orders' events, so it
+        # never has more than 2 * WINDOW frames in flight, well inside its queue. Were its delivery held
+        # up by the stalled client (one writer per user, say), no order would follow and its read would
+        # time out long before the stalled client's queue filled.
+        fast_got: list[dict[str, Any]] = []
+        progress = asyncio.Condition()
 
-        async def keep_reading() -> list[dict[str, Any]]:
-            frames: list[dict[str, Any]] = []
-            while len(frames) < 2 * count:
+        async def keep_reading() -> None:
+            while len(fast_got) < 2 * count:
                 [frame] = await fast.events(1, timeout=30)
-                frames.append(frame)
-                if frame["event"] == "order.created":
-                    arrived[frame["data"]["order_id"]] = time.monotonic()
-            return frames
+                async with progress:
+                    fast_got.append(frame)
+                    progress.notify_all()
+
+        async def big_order(n: int) -> None:
+            async with progress:
+                await progress.wait_for(lambda: len(fast_got) >= 2 * (n - WINDOW))
+            await create_order(client, alice, BIG_ORDER)
 
         reader = asyncio.create_task(keep_reading())
-        created: dict[str, float] = {}
-        gate = asyncio.Semaphore(4)
-
-        async def big_order() -> None:
-            async with gate:
-                order = await create_order(client, alice, BIG_ORDER)
-                created[order["id"]] = time.monotonic()
-
-        await asyncio.gather(*(big_order() for _ in range(count)))
-        fast_got = await asyncio.wait_for(reader, 60)
+        try:
+            await asyncio.gather(*(big_order(n) for n in range(count)))
+            await asyncio.wait_for(reader, 60)
+        finally:
+            reader.cancel()
 
         # The slow client reads again: what had reached it, then the close (it was in line behind them).
         slow_got: list[dict[str, Any]] = []
@@ -458,8 +466,6 @@ async def test_a_client_that_stops_reading_gets_4008_while_another_of_the_same_u
     assert offsets(fast_got) == following(alice, 2 * count)
     big = next(f for f in fast_got if f["event"] == "order.created")
     assert big["data"]["items"] == [{**i, "line_total_cents": 1} for i in BIG_ORDER["items"]]
-    lag = max(arrived[order_id] - at for order_id, at in created.items())
-    assert lag < 5.0, f"the reading client waited {lag:.1f} s for an event"
     assert offsets(after) == list(range(alice.offset + 2 * count + 1, alice.offset + 2 * count + 3))
     assert order["id"] in {f["data"].get("order_id") for f in after}
 
@@ -539,10 +545,10 @@ async def test_sse_through_the_gateway_resumes_from_last_event_id_and_streams_un
             sse = SseReader(response.aiter_lines())
             replayed = [await sse.next() for _ in range(2)]
             ready_event = await sse.next()
-            paid_at = time.monotonic()
             await pay(client, alice, order["id"])
-            live = [await sse.next(timeout=10) for _ in range(2)]
-            live_after = time.monotonic() - paid_at
+            # Nothing follows these two for a buffer to fill up with: they arrive only if each event is
+            # passed on as it comes.
+            live = [await sse.next(timeout=30) for _ in range(2)]
 
     assert [e["id"] for e in replayed] == [str(f["offset"]) for f in stored]
     assert [orjson.loads(e["data"]) for e in replayed] == stored
@@ -557,6 +563,5 @@ async def test_sse_through_the_gateway_resumes_from_last_event_id_and_streams_un
     frames = [orjson.loads(e["data"]) for e in live]
     assert offsets(frames) == following(alice, 4)[2:]
     assert {f["event"] for f in frames} == {"order.status_changed", "notification.created"}
-    assert live_after < 5.0, "events come through as they happen, not when a buffer fills"
     # The client left: the gateway let go of its upstream stream too.
     await metric_reaches(system.main.url("realtime"), 'realtime_connections{transport="sse"}', 0.0)
