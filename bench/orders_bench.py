@@ -17,6 +17,9 @@ bare ``UpstreamPool``. Each runs ``--replicas`` orders processes (2, as the base
 each behind a gateway of its own, and wrk drives them all at once. With one replica, that single
 process is the bottleneck (about one core of the two): orders/s then follows its CPU per order alone,
 and the ratio below is near the ratio of orders' CPU per order, whatever the rest of the system costs.
+Of the four orders processes, two relays lead (``shared.messaging.relay``): each variant's first
+replica is started and waited for until it holds one of the outbox's leader locks, so each variant
+carries one leading relay, as it would deployed on its own, and neither pays for the other's events.
 
 Rounds alternate wrk between the two variants (ABAB..., ``--rounds`` of each, after one warm-up of
 each): with no restart between rounds, they can be short and many, so a machine whose speed drifts
@@ -138,6 +141,14 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU a process has used so far (Linux: /proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_leading(orders_url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while value(scrape(orders_url), "outbox_relay_leading") != 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the orders process at {orders_url} did not take a relay's lead")
+        time.sleep(0.1)
 
 
 def sample_pending(orders_url: str, stop: threading.Event, seen: list[float]) -> None:
@@ -355,7 +366,15 @@ def run(args: argparse.Namespace) -> int:
                 cleanup.callback(added.stop_all)
                 replicas[variant.label].append(added)
         log.info(f"starting the other orders replicas ({args.replicas} a variant) and their gateways ...")
-        for other in [r for group in replicas.values() for r in group if r is not stack]:
+        # Each variant's first replica leads a relay (the outbox's two leader locks, taken in the order
+        # the replicas start), the others stand by: a leader's relay costs its process CPU per order,
+        # so each variant gets one of them, as each would in a deployment of its own.
+        firsts = [group[0] for group in replicas.values()]
+        for first in firsts:
+            if first is not stack:
+                first.start_all()
+            wait_for_leading(first.url("orders"))
+        for other in [r for group in replicas.values() for r in group if r not in firsts]:
             other.start_all()
         pids = [r.processes["orders"].pid for group in replicas.values() for r in group]
         tap = bind_tap(amqp_url)

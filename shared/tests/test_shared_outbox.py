@@ -30,10 +30,11 @@ from shared.messaging.events import (
 )
 from shared.messaging.outbox import add_event, outbox_table
 from shared.messaging.outbox_metrics import OutboxMetrics
-from shared.messaging.relay import OutboxRelay
+from shared.messaging.relay import OutboxRelay, relay_locks
 from shared.messaging.relay_thread import RelayThread
 from shared.service.settings import with_credentials
 from shared.testing.tcpproxy import TcpProxy
+from shared.testing.waits import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -272,6 +273,91 @@ async def test_two_relays_publish_each_event_once(env: Env) -> None:
         await asyncio.gather(*tasks)
         for link in links:
             await link.close()
+        await connection.close()
+
+
+def sample(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float:
+    return registry.get_sample_value(name, labels or {}) or 0.0
+
+
+async def test_two_relays_lead_and_a_third_takes_over_when_one_stops(env: Env) -> None:
+    """Three replicas' relays: two hold the leader locks and publish everything, the third stands by
+    without claiming (no wake-up per commit); when a leader stops, the third takes its lock."""
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+    links = [BrokerLink(env.amqp_url, name=f"relay-{i}") for i in range(3)]
+    registries = [CollectorRegistry() for _ in links]
+    relays = [relay_for(env, link, registry) for link, registry in zip(links, registries, strict=True)]
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+
+    def leading() -> list[float]:
+        return [sample(r, "outbox_relay_leading") for r in registries]
+
+    def published(i: int) -> float:
+        return sample(registries[i], "outbox_published_total", {"event_type": "user.registered"})
+
+    try:
+        await eventually(lambda: sorted(leading()) == [0.0, 1.0, 1.0], message="two lead, one stands by")
+        standby = leading().index(0.0)
+        first = [registered(f"l{i}@example.com") for i in range(30)]
+        for event in first:
+            await write(env.engine, env.table, event)
+        received = await drain(queue, 30)
+        assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in first)
+        assert published(standby) == 0, "the standby claimed nothing"
+        assert sum(published(i) for i in range(3)) == 30
+
+        leader = next(i for i in range(3) if i != standby)
+        relays[leader].stop()
+        await tasks[leader]
+        await eventually(lambda: leading()[standby] == 1.0, message="the standby took the lock")
+        then = [registered(f"t{i}@example.com") for i in range(20)]
+        for event in then:
+            await write(env.engine, env.table, event)
+        received = await drain(queue, 20)
+        assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in then)
+        assert sum(published(i) for i in range(3)) == 50
+        assert await queue.get(no_ack=True, fail=False) is None, "each event once"
+    finally:
+        for relay in relays:
+            relay.stop()
+        await asyncio.gather(*tasks)
+        for link in links:
+            await link.close()
+        await connection.close()
+
+
+async def test_a_standby_publishes_what_leaders_holding_the_locks_left_waiting(env: Env) -> None:
+    """Leaders that hold the locks but do not relay (hung, or their host gone while Postgres keeps their
+    sessions): a standby publishes every row older than ``takeover_after`` all the same."""
+    holder = await _connect(env.dsn)
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+    link = BrokerLink(env.amqp_url, name="test-relay")
+    registry = CollectorRegistry()
+    relay = OutboxRelay(
+        engine=env.engine,
+        table=env.table,
+        link=link,
+        listen_dsn=env.dsn,
+        metrics=OutboxMetrics.create(registry),
+        poll_interval=0.2,
+        takeover_after=0.5,
+    )
+    task: asyncio.Task[None] | None = None
+    try:
+        for key in relay_locks(env.table, relay.leaders):
+            assert await holder.fetchval("SELECT pg_try_advisory_lock($1, $2)", *key)
+        task = asyncio.create_task(relay.run())
+        events = [registered(f"h{i}@example.com") for i in range(3)]
+        await write(env.engine, env.table, *events)
+        received = await drain(queue, 3)
+        assert [str(m.message_id) for m in received] == [str(e.id) for e in events]
+        assert sample(registry, "outbox_relay_leading") == 0.0, "the locks stayed with their holder"
+    finally:
+        relay.stop()
+        if task is not None:
+            await task
+        await link.close()
+        await holder.close()
         await connection.close()
 
 

@@ -55,6 +55,7 @@ OUTBOX = {
     "outbox_published",
     "outbox_publish_failures",
     "outbox_relay_lag_seconds",
+    "outbox_relay_leading",
 }
 CONSUMER = {
     "events_consumed",

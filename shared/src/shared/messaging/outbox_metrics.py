@@ -14,6 +14,7 @@ class OutboxMetrics:
     published: Counter
     failed: Counter
     lag: Histogram
+    leading: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> OutboxMetrics:
@@ -39,6 +40,12 @@ class OutboxMetrics:
                 "outbox_relay_lag_seconds",
                 "Time from the event's transaction to the broker's confirm.",
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+                registry=registry,
+            ),
+            leading=Gauge(
+                "outbox_relay_leading",
+                "1 while this process's relay holds one of the outbox's two leader locks and is woken by "
+                "each commit; the other replicas' relays stand by (0) and take a lock over when it is freed.",
                 registry=registry,
             ),
         )
