@@ -254,25 +254,43 @@ async def test_unroutable_event_is_recorded_not_silently_dropped(env: Env) -> No
     assert registry.get_sample_value("outbox_publish_failures_total", {"reason": "unroutable"}) == 1
 
 
-async def test_two_relays_publish_each_event_once(env: Env) -> None:
-    connection, queue = await bound_queue(env.amqp_url, "user.*")
-    links = [BrokerLink(env.amqp_url, name=f"relay-{i}") for i in range(2)]
-    relays = [relay_for(env, link) for link in links]
+@dataclass
+class Relays:
+    """Replicas' relays on one outbox, each with its own broker link and metrics."""
+
+    relays: list[OutboxRelay]
+    registries: list[CollectorRegistry]
+    tasks: list[asyncio.Task[None]]
+
+
+@asynccontextmanager
+async def relays_running(env: Env, count: int) -> AsyncIterator[Relays]:
+    links = [BrokerLink(env.amqp_url, name=f"relay-{i}") for i in range(count)]
+    registries = [CollectorRegistry() for _ in links]
+    relays = [relay_for(env, link, registry) for link, registry in zip(links, registries, strict=True)]
     tasks = [asyncio.create_task(relay.run()) for relay in relays]
     try:
-        events = [registered(f"c{i}@example.com") for i in range(200)]
-        for start in range(0, 200, 20):
-            await write(env.engine, env.table, *events[start : start + 20])
-        received = await drain(queue, 200, timeout=20)
-        await asyncio.sleep(0.5)
-        assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in events)
-        assert await queue.get(no_ack=True, fail=False) is None
+        yield Relays(relays, registries, tasks)
     finally:
         for relay in relays:
             relay.stop()
         await asyncio.gather(*tasks)
         for link in links:
             await link.close()
+
+
+async def test_two_relays_publish_each_event_once(env: Env) -> None:
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+    try:
+        async with relays_running(env, 2):
+            events = [registered(f"c{i}@example.com") for i in range(200)]
+            for start in range(0, 200, 20):
+                await write(env.engine, env.table, *events[start : start + 20])
+            received = await drain(queue, 200, timeout=20)
+            await asyncio.sleep(0.5)
+            assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in events)
+            assert await queue.get(no_ack=True, fail=False) is None
+    finally:
         await connection.close()
 
 
@@ -284,45 +302,39 @@ async def test_two_relays_lead_and_a_third_takes_over_when_one_stops(env: Env) -
     """Three replicas' relays: two hold the leader locks and publish everything, the third stands by
     without claiming (no wake-up per commit); when a leader stops, the third takes its lock."""
     connection, queue = await bound_queue(env.amqp_url, "user.*")
-    links = [BrokerLink(env.amqp_url, name=f"relay-{i}") for i in range(3)]
-    registries = [CollectorRegistry() for _ in links]
-    relays = [relay_for(env, link, registry) for link, registry in zip(links, registries, strict=True)]
-    tasks = [asyncio.create_task(relay.run()) for relay in relays]
-
-    def leading() -> list[float]:
-        return [sample(r, "outbox_relay_leading") for r in registries]
-
-    def published(i: int) -> float:
-        return sample(registries[i], "outbox_published_total", {"event_type": "user.registered"})
-
     try:
-        await eventually(lambda: sorted(leading()) == [0.0, 1.0, 1.0], message="two lead, one stands by")
-        standby = leading().index(0.0)
-        first = [registered(f"l{i}@example.com") for i in range(30)]
-        for event in first:
-            await write(env.engine, env.table, event)
-        received = await drain(queue, 30)
-        assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in first)
-        assert published(standby) == 0, "the standby claimed nothing"
-        assert sum(published(i) for i in range(3)) == 30
+        async with relays_running(env, 3) as running:
 
-        leader = next(i for i in range(3) if i != standby)
-        relays[leader].stop()
-        await tasks[leader]
-        await eventually(lambda: leading()[standby] == 1.0, message="the standby took the lock")
-        then = [registered(f"t{i}@example.com") for i in range(20)]
-        for event in then:
-            await write(env.engine, env.table, event)
-        received = await drain(queue, 20)
-        assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in then)
-        assert sum(published(i) for i in range(3)) == 50
-        assert await queue.get(no_ack=True, fail=False) is None, "each event once"
+            def leading() -> list[float]:
+                return [sample(r, "outbox_relay_leading") for r in running.registries]
+
+            def published(i: int) -> float:
+                return sample(
+                    running.registries[i], "outbox_published_total", {"event_type": "user.registered"}
+                )
+
+            await eventually(lambda: sorted(leading()) == [0.0, 1.0, 1.0], message="two lead, one stands by")
+            standby = leading().index(0.0)
+            first = [registered(f"l{i}@example.com") for i in range(30)]
+            for event in first:
+                await write(env.engine, env.table, event)
+            received = await drain(queue, 30)
+            assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in first)
+            assert published(standby) == 0, "the standby claimed nothing"
+            assert sum(published(i) for i in range(3)) == 30
+
+            leader = next(i for i in range(3) if i != standby)
+            running.relays[leader].stop()
+            await running.tasks[leader]
+            await eventually(lambda: leading()[standby] == 1.0, message="the standby took the lock")
+            then = [registered(f"t{i}@example.com") for i in range(20)]
+            for event in then:
+                await write(env.engine, env.table, event)
+            received = await drain(queue, 20)
+            assert sorted(str(m.message_id) for m in received) == sorted(str(e.id) for e in then)
+            assert sum(published(i) for i in range(3)) == 50
+            assert await queue.get(no_ack=True, fail=False) is None, "each event once"
     finally:
-        for relay in relays:
-            relay.stop()
-        await asyncio.gather(*tasks)
-        for link in links:
-            await link.close()
         await connection.close()
 
 
