@@ -32,9 +32,8 @@ from shared.devstack import COMPONENTS, Stack
 from shared.testing.tools import require_tool
 from shared.testing.waits import eventually, eventually_blocking
 
-from .conftest import free_port
+from .conftest import free_port, launch
 from .test_system_console import CHROMIUM_ARGS
-from .test_system_realtime import launch
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 

@@ -13,7 +13,6 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,11 +29,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from realtime_testing import Frames, SseReader, ws_connect
-from shared.db.bootstrap import ensure_database
 from shared.devstack import COMPONENTS, Stack
 from shared.testing.waits import eventually
 
-from .conftest import free_port
+from .conftest import free_port, launch
 
 # The first test also pays for the module's setup: four migrations and six processes to start.
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
@@ -87,29 +85,6 @@ class Account:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
-
-
-def launch(*stacks: Stack) -> None:
-    """``prepare`` and ``start_all`` for ``stacks`` (one database), with independent steps run at once.
-
-    Sequentially, the eight bootstrap and migration commands and six starts take most of a minute on
-    two busy cores; together, well under half of that. Bootstraps serialise on an advisory lock.
-    """
-    first = stacks[0]
-    asyncio.run(ensure_database(first.database_url))
-
-    def migrate(name: str) -> None:
-        first.run_step(name, "bootstrap-db")
-        first.run_step(name, "migrate")
-
-    with ThreadPoolExecutor() as pool:
-        list(pool.map(migrate, [c.name for c in first.components if c.has_database]))
-    for stack in stacks:
-        for component in stack.components:
-            stack.start(component.name)
-    for stack in stacks:
-        for component in stack.components:
-            stack.wait_ready(component.name, timeout=90)
 
 
 @pytest.fixture(scope="module")

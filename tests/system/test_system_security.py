@@ -34,8 +34,7 @@ from shared.db.bootstrap import drop_database
 from shared.devstack import COMPONENTS, Stack
 from shared.service.settings import database_name, with_database
 
-from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, read_log
-from .test_system_realtime import launch
+from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, launch, read_log
 
 # The first test also pays for the module's setup: three migrations and four processes to start.
 pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
