@@ -84,6 +84,10 @@ class WebSocketProxy:
             # The service refused the handshake (its own token check, its connection cap): the client
             # learns the same, with the time to wait when there is one.
             retry_after = exc.response.headers.get("Retry-After")
+            log.debug(
+                "websocket upstream refused",
+                extra={"upstream": route.upstream, "status": exc.response.status_code},
+            )
             await deny_websocket(scope, send, Refused(exc.response.status_code, retry_after=retry_after))
             return
         except (OSError, TimeoutError, InvalidHandshake) as exc:

@@ -69,7 +69,7 @@ class ChannelListener:
     async def ensure(self) -> bool:
         """Connect and LISTEN unless already listening (with ``locks``: once one is taken); True when
         this (re)connected."""
-        if self.connected:
+        if self._conn is not None and not self._conn.is_closed():
             if not self._listening:
                 await self._listen(self._conn)
             return False
@@ -87,8 +87,7 @@ class ChannelListener:
         self._conn = conn
         return True
 
-    async def _listen(self, conn: asyncpg.Connection | None) -> None:
-        assert conn is not None
+    async def _listen(self, conn: asyncpg.Connection) -> None:
         if self.locks and not await self._take_a_lock(conn):
             return
         await conn.add_listener(self.channel, self._notified)
