@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -129,3 +130,25 @@ async def test_another_host_is_refused_before_anything_is_sent(server: Server) -
         with pytest.raises(httpx.UnsupportedProtocol):
             await http.get("http://elsewhere:8001/")
     assert server.requests == []
+
+
+async def test_a_chunked_gzip_answer_arrives_whole_decoded_and_closed(server: Server) -> None:
+    body = gzip.compress(b'{"ok": true}')
+    server.reply = lambda request: (
+        b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    )
+    async with client(server.url) as http:
+        response = await http.get("/things/1")
+    assert response.json() == {"ok": True}
+    assert response.is_closed
+    assert response.request.url.path == "/things/1"
+
+
+async def test_an_answer_that_cannot_be_decoded_is_httpx_decoding_error(server: Server) -> None:
+    answer = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 3\r\n\r\nabc"
+    server.reply = lambda request: answer
+    async with client(server.url) as http:
+        with pytest.raises(httpx.DecodingError) as caught:
+            await http.get("/things/1")
+    assert caught.value.request.url.path == "/things/1"
