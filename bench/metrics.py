@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 Buckets = dict[float, float]
+Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+def scrape(url: str) -> Samples:
     """Every sample of ``url``'s /metrics, by sample name."""
     text = httpx.get(url + "/metrics", timeout=10).text
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
     return samples
 
 
-def value(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
+def scrape_all(urls: Iterable[str]) -> Samples:
+    """Several processes' samples together: ``value`` and ``buckets`` then sum over them."""
+    merged: Samples = {}
+    for url in urls:
+        for name, samples in scrape(url).items():
+            merged.setdefault(name, []).extend(samples)
+    return merged
+
+
+def value(samples: Samples, name: str) -> float:
     return sum(v for _, v in samples.get(name, []))
 
 
-def buckets(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> Buckets:
+def buckets(samples: Samples, name: str) -> Buckets:
     out: Buckets = {}
     for labels, count in samples.get(f"{name}_bucket", []):
         le = float(labels["le"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.orders_bench import VARIANTS, _in_order, paired_ratio, schedule
+from bench.orders_bench import CONTROL, VARIANTS, _in_order, paired_ratio, schedule
 
 MAIN, BARE = VARIANTS
 
@@ -34,3 +34,13 @@ def test_rounds_are_put_back_in_the_order_they_ran() -> None:
     order = schedule(2)
     rounds = {MAIN.label: [{"rps": 1.0}, {"rps": 3.0}], BARE.label: [{"rps": 2.0}, {"rps": 4.0}]}
     assert [r["rps"] for r in _in_order(order, rounds)] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_the_control_runs_the_deployed_service_twice_under_two_labels() -> None:
+    deployed, again = CONTROL
+    assert deployed is MAIN
+    assert again.module == MAIN.module
+    assert again.label != MAIN.label
+    order = schedule(2, CONTROL)
+    assert order == [MAIN, again, MAIN, again]
+    assert paired_ratio(order, [100.0, 100.0, 100.0, 100.0]) == pytest.approx(1.0)
