@@ -173,6 +173,28 @@ async def steer_jobs(page: Page, stack: Stack, gateway: httpx.AsyncClient) -> No
     assert resumed["paused"] is False
     assert resumed["next_run_at"] is not None
 
+    # A new schedule: one the API refuses says why and changes nothing; one it takes is shown.
+    default = resumed["schedule"]
+    await job.get_by_role("button", name="Schedule").click()
+    field = job.get_by_label("New schedule of orders/purge-idempotency-keys")
+    await expect(field).to_have_value(default)
+    await field.fill("61 * * * *")
+    await job.get_by_role("button", name="Save").click()
+    await expect(page.locator("#status")).to_contain_text("not a valid cron expression", timeout=LIVE)
+    await expect(field).to_have_value("61 * * * *")
+    assert (await jobs_of(gateway, admin, "orders"))["purge-idempotency-keys"]["schedule"] == default
+    await field.fill("*/30 * * * *")
+    await job.get_by_role("button", name="Save").click()
+    await expect(job.locator(".schedule")).to_have_text("*/30 * * * *", timeout=LIVE)
+    assert (await jobs_of(gateway, admin, "orders"))["purge-idempotency-keys"]["schedule"] == "*/30 * * * *"
+    await job.get_by_role("button", name="Schedule").click()
+    await job.get_by_role("button", name="Cancel").click()
+    await expect(job.locator(".schedule")).to_have_text("*/30 * * * *")
+    put_back = await gateway.put(
+        "/api/v1/admin/jobs/orders/purge-idempotency-keys/schedule", json={"schedule": default}, headers=admin
+    )
+    assert put_back.status_code == 200, put_back.text
+
     # Run one now: its last run appears, finished, and it is the run the API recorded as manual.
     job = panel.locator('[data-service="realtime"] tr[data-job="trim-rooms"]')
     before = await job.get_attribute("data-last-run-id")
@@ -186,6 +208,22 @@ async def steer_jobs(page: Page, stack: Stack, gateway: httpx.AsyncClient) -> No
     runs = await gateway.get("/api/v1/admin/jobs/realtime/trim-rooms/runs", headers=admin)
     run = next(r for r in runs.json()["items"] if r["id"] == run_id)
     assert (run["trigger"], run["status"]) == ("manual", "succeeded")
+
+    # Its history shows that run, newest first (a scheduled run may have started since); a second
+    # click folds it away.
+    history_button = job.get_by_role("button", name="History")
+    await history_button.click()
+    history = panel.locator('[data-service="realtime"] tr.job-history[data-history-of="trim-rooms"]')
+    shown = history.locator(f'tr[data-run-id="{run_id}"]')
+    await expect(shown.locator(".trigger")).to_have_text("manual", timeout=LIVE)
+    await expect(shown.locator(".job-status")).to_have_text("succeeded")
+    await expect(history_button).to_have_attribute("aria-expanded", "true")
+    started = await history.locator("tr[data-run-id] td:first-child time").evaluate_all(
+        "times => times.map(t => t.dateTime)"
+    )
+    assert started == sorted(started, reverse=True)
+    await history_button.click()
+    await expect(history).to_have_count(0)
 
     # A service that cannot answer says so in its own group, as the problem's text; the others stay.
     await asyncio.to_thread(stack.stop, "notification")
