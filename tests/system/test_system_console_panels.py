@@ -214,9 +214,9 @@ async def steer_jobs(page: Page, stack: Stack, gateway: httpx.AsyncClient) -> No
     history_button = job.get_by_role("button", name="History")
     await history_button.click()
     history = panel.locator('[data-service="realtime"] tr.job-history[data-history-of="trim-rooms"]')
-    shown = history.locator(f'tr[data-run-id="{run_id}"]')
-    await expect(shown.locator(".trigger")).to_have_text("manual", timeout=LIVE)
-    await expect(shown.locator(".job-status")).to_have_text("succeeded")
+    manual_run = history.locator(f'tr[data-run-id="{run_id}"]')
+    await expect(manual_run.locator(".trigger")).to_have_text("manual", timeout=LIVE)
+    await expect(manual_run.locator(".job-status")).to_have_text("succeeded")
     await expect(history_button).to_have_attribute("aria-expanded", "true")
     started = await history.locator("tr[data-run-id] td:first-child time").evaluate_all(
         "times => times.map(t => t.dateTime)"
