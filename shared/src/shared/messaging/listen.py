@@ -57,9 +57,13 @@ class ChannelListener:
         self._conn: asyncpg.Connection | None = None
         self._listening = False
 
+    def _open(self) -> asyncpg.Connection | None:
+        """The connection, unless there is none or it has closed."""
+        return self._conn if self._conn is not None and not self._conn.is_closed() else None
+
     @property
     def connected(self) -> bool:
-        return self._conn is not None and not self._conn.is_closed()
+        return self._open() is not None
 
     @property
     def listening(self) -> bool:
@@ -69,9 +73,9 @@ class ChannelListener:
     async def ensure(self) -> bool:
         """Connect and LISTEN unless already listening (with ``locks``: once one is taken); True when
         this (re)connected."""
-        if self._conn is not None and not self._conn.is_closed():
+        if (open_conn := self._open()) is not None:
             if not self._listening:
-                await self._listen(self._conn)
+                await self._listen(open_conn)
             return False
         settings = {"application_name": self.application_name} if self.application_name else None
         conn: asyncpg.Connection = await asyncpg.connect(self.dsn, timeout=5, server_settings=settings)
@@ -106,9 +110,9 @@ class ChannelListener:
         await asyncio.wait_for(self._conn.fetchval("SELECT 1"), timeout)
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn = self._open(), None
         self._listening = False
-        if conn is not None and not conn.is_closed():
+        if conn is not None:
             with contextlib.suppress(*LISTEN_ERRORS):
                 await asyncio.wait_for(conn.close(), 5)
 
