@@ -17,6 +17,7 @@ from PIL import Image
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from shared.devstack import Stack
+from shared.testing.jobs import AdminJobs
 from shared.testing.tools import require_tool
 
 from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD
@@ -196,6 +197,10 @@ async def steer_jobs(page: Page, stack: Stack, gateway: httpx.AsyncClient) -> No
     assert put_back.status_code == 200, put_back.text
 
     # Run one now: its last run appears, finished, and it is the run the API recorded as manual.
+    # Held through the API first: realtime runs trim-rooms every 5 minutes on the wall clock, and a
+    # scheduled run would make the button's run a 409 or take the row's last run from it.
+    trim_rooms = AdminJobs(gateway, admin, "realtime")
+    await trim_rooms.hold("trim-rooms")
     job = panel.locator('[data-service="realtime"] tr[data-job="trim-rooms"]')
     before = await job.get_attribute("data-last-run-id")
     await job.get_by_role("button", name="Run").click()
@@ -224,6 +229,8 @@ async def steer_jobs(page: Page, stack: Stack, gateway: httpx.AsyncClient) -> No
     assert started == sorted(started, reverse=True)
     await history_button.click()
     await expect(history).to_have_count(0)
+    resumed_trim = await gateway.post("/api/v1/admin/jobs/realtime/trim-rooms/resume", headers=admin)
+    assert resumed_trim.status_code == 200, resumed_trim.text
 
     # A service that cannot answer says so in its own group, as the problem's text; the others stay.
     await asyncio.to_thread(stack.stop, "notification")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -12,25 +11,11 @@ import orjson
 import pytest
 
 from shared.jobs.scheduler import Scheduler
+from shared.testing.jobs import AdminJobs
 
 pytestmark = pytest.mark.integration
 
 JOBS = "/api/v1/admin/jobs/orders"
-
-
-async def finished_run(
-    client: httpx.AsyncClient, headers: dict[str, str], job: str, run_id: str
-) -> dict[str, Any]:
-    """The run once it is no longer running (polled through the API, as an operator would)."""
-    for _ in range(200):
-        response = await client.get(f"{JOBS}/{job}/runs", headers=headers)
-        assert response.status_code == 200, response.text
-        runs: list[dict[str, Any]] = response.json()["items"]
-        [run] = [r for r in runs if r["id"] == run_id]
-        if run["status"] != "running":
-            return run
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"run {run_id} of {job} did not finish")
 
 
 async def test_expire_unpaid_orders_cancels_only_what_is_due_and_tells_the_bus(
@@ -40,6 +25,8 @@ async def test_expire_unpaid_orders_cancels_only_what_is_due_and_tells_the_bus(
         api = api_factory(client)
         _, alice = api.customer()
         _, admin = api.admin()
+        jobs = AdminJobs(client, admin, "orders")
+        await jobs.hold("expire-unpaid-orders")
         old = await api.place(alice)
         fresh = await api.place(alice)
         old_paid = await api.place(alice)
@@ -55,9 +42,7 @@ async def test_expire_unpaid_orders_cancels_only_what_is_due_and_tells_the_bus(
         finally:
             await conn.close()
 
-        started = await client.post(f"{JOBS}/expire-unpaid-orders/run", headers=admin)
-        assert started.status_code == 202, started.text
-        run = await finished_run(client, admin, "expire-unpaid-orders", started.json()["run_id"])
+        run = await jobs.run("expire-unpaid-orders")
         assert (run["status"], run["trigger"], run["detail"]) == (
             "succeeded",
             "manual",
@@ -141,7 +126,8 @@ async def test_run_now_is_409_while_a_run_is_under_way_and_runs_paused_jobs(
         api = api_factory(client)
         _, admin = api.admin()
         scheduler: Scheduler = app.state.resources.scheduler
-        assert (await client.post(f"{JOBS}/purge-outbox/pause", headers=admin)).status_code == 200
+        jobs = AdminJobs(client, admin, "orders")
+        await jobs.hold("purge-outbox")
         # Another replica holds a run of it.
         await scheduler.sync()
         claim = await scheduler.store.claim_manual("purge-outbox", "other-replica", scheduler.clock.now(), 60)
@@ -151,9 +137,7 @@ async def test_run_now_is_409_while_a_run_is_under_way_and_runs_paused_jobs(
         assert refused.headers["content-type"].startswith("application/problem+json")
         await scheduler.store.finish(claim, scheduler.clock.now(), "succeeded", "elsewhere")
 
-        started = await client.post(f"{JOBS}/purge-outbox/run", headers=admin)
-        assert started.status_code == 202
-        run = await finished_run(client, admin, "purge-outbox", started.json()["run_id"])
+        run = await jobs.run("purge-outbox")
         assert run["status"] == "succeeded"
         listed = {job["name"]: job for job in (await client.get(JOBS, headers=admin)).json()["items"]}
         assert listed["purge-outbox"]["paused"] is True
@@ -162,11 +146,9 @@ async def test_run_now_is_409_while_a_run_is_under_way_and_runs_paused_jobs(
 
 async def test_runs_are_paginated_newest_first(client: httpx.AsyncClient, api: Any) -> None:
     _, admin = api.admin()
-    ids = []
-    for _ in range(3):
-        started = await client.post(f"{JOBS}/purge-idempotency-keys/run", headers=admin)
-        ids.append(started.json()["run_id"])
-        await finished_run(client, admin, "purge-idempotency-keys", ids[-1])
+    jobs = AdminJobs(client, admin, "orders")
+    await jobs.hold("purge-idempotency-keys")
+    ids = [(await jobs.run("purge-idempotency-keys"))["id"] for _ in range(3)]
     first = (await client.get(f"{JOBS}/purge-idempotency-keys/runs?limit=2", headers=admin)).json()
     assert [r["id"] for r in first["items"]] == ids[:0:-1]
     second = await client.get(

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
 import pytest
 
+from shared.testing.jobs import AdminJobs
+
 pytestmark = pytest.mark.integration
 
 JOBS = "/api/v1/admin/jobs/users"
-
-
-async def run_job(api: Any, admin: dict[str, str], name: str) -> dict[str, Any]:
-    started = await api.client.post(f"{JOBS}/{name}/run", headers=admin)
-    assert started.status_code == 202, started.text
-    for _ in range(200):
-        runs: list[dict[str, Any]] = (await api.client.get(f"{JOBS}/{name}/runs", headers=admin)).json()[
-            "items"
-        ]
-        [run] = [r for r in runs if r["id"] == started.json()["run_id"]]
-        if run["status"] != "running":
-            return run
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{name} did not finish")
 
 
 async def test_the_users_jobs_are_listed_for_admins_only(admin_api: Any) -> None:
@@ -43,6 +30,10 @@ async def test_the_users_jobs_are_listed_for_admins_only(admin_api: Any) -> None
 
 async def test_purges_take_only_what_has_expired(admin_api: Any, clean_db: Any) -> None:
     api, admin = admin_api
+    jobs = AdminJobs(api.client, admin, "users")
+    # Held, the app's own scheduler (purge-login-failures every 15 minutes) cannot take the rows first.
+    await jobs.hold("purge-refresh-tokens")
+    await jobs.hold("purge-login-failures")
     await api.register("kept@example.com")
     for _ in range(4):
         await api.tokens("kept@example.com")
@@ -66,8 +57,8 @@ async def test_purges_take_only_what_has_expired(admin_api: Any, clean_db: Any) 
             "UPDATE users.login_failures SET created_at = now() - interval '1 hour'"
             " WHERE id = (SELECT min(id) FROM users.login_failures)"
         )
-        tokens = await run_job(api, admin, "purge-refresh-tokens")
-        failures = await run_job(api, admin, "purge-login-failures")
+        tokens = await jobs.run("purge-refresh-tokens")
+        failures = await jobs.run("purge-login-failures")
         left = {row["id"] for row in await conn.fetch("SELECT id FROM users.refresh_tokens")}
         left_failures = await conn.fetchval("SELECT count(*) FROM users.login_failures")
     finally:
@@ -83,6 +74,8 @@ async def test_the_verification_token_purge_takes_only_spent_or_expired_links(
     admin_api: Any, clean_db: Any
 ) -> None:
     api, admin = admin_api
+    jobs = AdminJobs(api.client, admin, "users")
+    await jobs.hold("purge-verification-tokens")
     for email in ("old-link@example.com", "new-link@example.com", "used-link@example.com"):
         await api.register(email)
     conn = await asyncpg.connect(clean_db.admin_url)
@@ -100,7 +93,7 @@ async def test_the_verification_token_purge_takes_only_spent_or_expired_links(
         await conn.execute(
             "UPDATE users.verification_tokens SET used_at = now() - interval '2 days' WHERE id = $1", used
         )
-        run = await run_job(api, admin, "purge-verification-tokens")
+        run = await jobs.run("purge-verification-tokens")
         left = {row["id"] for row in await conn.fetch("SELECT id FROM users.verification_tokens")}
     finally:
         await conn.close()
