@@ -4,7 +4,6 @@ HEAD, streams, failures."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -74,10 +73,9 @@ async def test_a_stream_is_read_piece_by_piece(standin: tuple[UpstreamPool, Reco
 
 async def test_a_slow_answer_times_out(standin: tuple[UpstreamPool, Recorder]) -> None:
     pool, _ = standin
-    started = time.monotonic()
+    # Without the timeout the answer would come, 200, after 2 s: no raise.
     with pytest.raises(UpstreamTimedOut):
         await get(pool, b"/api/v1/users/slow?seconds=2", timeout=0.3)
-    assert time.monotonic() - started < 1.5
 
 
 async def test_a_restarted_upstream_is_reached_on_fresh_connections(keys: TokenIssuer) -> None:

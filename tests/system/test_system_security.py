@@ -343,13 +343,11 @@ def head_answer(url: str, head: bytes, *, stream_mib: int = 0, timeout: float = 
 
 @pytest.mark.parametrize("component", ["gateway", "users", "realtime"])
 def test_an_oversized_head_is_refused_without_being_read(system: Stack, component: str) -> None:
-    started = time.monotonic()
     answer, sent = head_answer(
         system.url(component), b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", stream_mib=64
     )
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert sent < 16 * 1024 * 1024, "the server kept reading"
-    assert time.monotonic() - started < 10
     fields = "".join(f"X-F{n}: v\r\n" for n in range(101))
     answer, _ = head_answer(
         system.url(component), f"GET /healthz HTTP/1.1\r\nHost: x\r\n{fields}\r\n".encode()
@@ -361,12 +359,12 @@ def test_an_oversized_head_is_refused_without_being_read(system: Stack, componen
 
 
 def test_a_head_that_never_completes_is_closed(system: Stack) -> None:
-    started = time.monotonic()
+    # Closed by the gateway's 10 s head timeout; a gateway that held it would make the read raise
+    # TimeoutError at the socket's 20 s.
     answer, _ = head_answer(
-        system.url("gateway"), b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a", timeout=30
+        system.url("gateway"), b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a", timeout=20
     )
     assert answer == b""
-    assert time.monotonic() - started < 20, "held past the 10 s head timeout"
 
 
 # ---- streams ----------------------------------------------------------------------------------------
