@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aio_pika
+import aiormq
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client import CollectorRegistry
@@ -30,7 +31,7 @@ from shared.messaging.events import (
 )
 from shared.messaging.outbox import add_event, outbox_table
 from shared.messaging.outbox_metrics import OutboxMetrics
-from shared.messaging.relay import OutboxRelay, relay_locks
+from shared.messaging.relay import OutboxRelay, PublishStalled, relay_locks
 from shared.messaging.relay_thread import RelayThread
 from shared.service.settings import with_credentials
 from shared.testing.tcpproxy import TcpProxy
@@ -139,8 +140,8 @@ async def test_committed_event_is_published_with_the_contract_properties(env: En
         assert message.headers["correlation_id"] == "req-1"
         assert str(message.headers["traceparent"]).startswith("00-")
         assert UserRegistered.model_validate_json(message.body) == event
-        await asyncio.sleep(0.3)
-        assert await pending(env.engine, env.table) == 0
+        # Marked after the broker's confirm, which can come after the message reached the queue.
+        await eventually(lambda: pending(env.engine, env.table), equals=0)
     finally:
         relay.stop()
         await task
@@ -218,19 +219,62 @@ async def test_events_survive_a_cut_broker_link_and_arrive_in_order(env: Env) ->
         during = [registered(f"b{i}@example.com") for i in range(20)]
         for event in during:
             await write(env.engine, env.table, event)
-        await asyncio.sleep(1.0)
+        await eventually(
+            lambda: (
+                (registry.get_sample_value("outbox_publish_failures_total", {"reason": "broker"}) or 0) >= 1
+            ),
+            message="the relay never found the broker gone",
+        )
         assert await pending(env.engine, env.table) == 20
-        assert (registry.get_sample_value("outbox_publish_failures_total", {"reason": "broker"}) or 0) >= 1
         await proxy.restore()
         received = await drain(queue, 20, timeout=15)
         assert [m.message_id for m in received] == [str(e.id) for e in during]
-        await asyncio.sleep(0.3)
-        assert await pending(env.engine, env.table) == 0
+        await eventually(lambda: pending(env.engine, env.table), equals=0)
     finally:
         relay.stop()
         await task
         await link.close()
         await proxy.stop()
+        await connection.close()
+
+
+class FirstConnectRefused(BrokerLink):
+    """A link whose first connection attempt is refused and whose later ones reach the broker: the
+    moment a broker comes back in the middle of a batch, made deterministic."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, name="test-relay")
+        self.attempts = 0
+
+    async def exchange(self) -> aiormq.Channel:
+        if not self.connected:
+            self.attempts += 1
+            if self.attempts == 1:
+                raise ConnectionRefusedError("the broker is not up yet")
+        return await super().exchange()
+
+
+async def test_a_broker_back_in_the_middle_of_a_batch_gets_none_of_it_out_of_order(env: Env) -> None:
+    """Each publish of a batch used to connect on its own: the first was refused, the next ones
+    reached the broker that had just come back, and went out ahead of it. A batch now publishes on
+    the one channel it started with: it fails whole, and the next batch sends every row in order."""
+    connection, queue = await bound_queue(env.amqp_url, "user.*")
+    link = FirstConnectRefused(env.amqp_url)
+    registry = CollectorRegistry()
+    relay = relay_for(env, link, registry)
+    try:
+        events = [registered(f"m{i}@example.com") for i in range(5)]
+        await write(env.engine, env.table, *events)
+        with pytest.raises(PublishStalled):
+            await relay.relay_once()
+        assert await pending(env.engine, env.table) == 5
+        assert sample(registry, "outbox_publish_failures_total", {"reason": "broker"}) == 1
+        assert await relay.relay_once() == 5
+        received = await drain(queue, 5)
+        assert [m.message_id for m in received] == [str(e.id) for e in events]
+        assert link.attempts == 2
+    finally:
+        await link.close()
         await connection.close()
 
 

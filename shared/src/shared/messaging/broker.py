@@ -112,9 +112,17 @@ class BrokerLink:
         event_type: str,
         headers: Mapping[str, Any],
         timeout: float = 10.0,
+        channel: aiormq.Channel | None = None,
     ) -> None:
-        """Publish persistently with ``mandatory``; return only once the broker confirmed."""
-        channel = await self.exchange()
+        """Publish persistently with ``mandatory``; return only once the broker confirmed.
+
+        On ``channel`` (from ``exchange()``) when given, which it never replaces: publishes that
+        must reach the broker in order share one, so that once it fails every later one fails too.
+        Each reconnecting on its own, a broker back in the middle of a batch got its later rows
+        ahead of the one that had failed.
+        """
+        if channel is None:
+            channel = await self.exchange()
         properties = aiormq.spec.Basic.Properties(
             content_type="application/json",
             delivery_mode=PERSISTENT,
@@ -136,12 +144,18 @@ class BrokerLink:
         except (aiormq.exceptions.DeliveryError, aiormq.exceptions.PublishError) as exc:
             raise PublishRejected(f"{routing_key} {message_id}: {exc}") from exc
         except BROKER_ERRORS:
-            await self.reset()
+            await self._discard(channel)
             raise
 
     async def reset(self) -> None:
         async with self._lock:
             await self._drop()
+
+    async def _discard(self, channel: aiormq.Channel) -> None:
+        """Drop the connection ``channel`` belongs to, unless the link has moved on from it."""
+        async with self._lock:
+            if self._channel is channel:
+                await self._drop()
 
     async def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

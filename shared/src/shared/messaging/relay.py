@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiormq
 import asyncpg
 from sqlalchemy import ARRAY, BigInteger, Table, any_, bindparam, func, select, update
 from sqlalchemy.engine import Row
@@ -208,10 +209,20 @@ class OutboxRelay:
             if not rows:
                 await conn.close()
                 return None
-            # Published together: aiormq queues frames in call order under its channel lock, so the
-            # broker still receives them in order, and the confirms arrive pipelined instead of one
-            # round trip per row (a busy event loop made sequential publishing fall behind).
-            results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
+            # Published together on one channel: aiormq queues frames in call order under its
+            # channel lock, so the broker still receives them in order, and the confirms arrive
+            # pipelined instead of one round trip per row (a busy event loop made sequential
+            # publishing fall behind). One channel for the whole batch, never reconnected within
+            # it: a row after a failed one cannot go out ahead of it.
+            results: list[BaseException | None]
+            try:
+                channel = await self.link.exchange()
+            except BROKER_ERRORS as exc:
+                results = [exc] * len(rows)  # the broker is unreachable: the batch fails whole
+            else:
+                results = await asyncio.gather(
+                    *(self._publish(row, channel) for row in rows), return_exceptions=True
+                )
         except BaseException:
             await conn.close()  # rolls back: the rows are free for the next attempt
             raise
@@ -247,7 +258,7 @@ class OutboxRelay:
         finally:
             await batch.conn.close()
 
-    async def _publish(self, row: Row[Any, Any, Any, Any, Any, Any]) -> None:
+    async def _publish(self, row: Row[Any, Any, Any, Any, Any, Any], channel: aiormq.Channel) -> None:
         # A producer span continuing the trace the row was written in (shared.observability.tracing).
         message_id = str(row.event_id)
         with publish_span(
@@ -259,6 +270,7 @@ class OutboxRelay:
                 message_id=message_id,
                 event_type=row.event_type,
                 headers=headers,
+                channel=channel,
             )
 
     async def _mark(self, conn: AsyncConnection, seqs: list[int]) -> None:
