@@ -63,6 +63,7 @@ CONSUMER = {
     "events_dead_lettered",
     "event_consumer_up",
     "event_dlq_messages",
+    "event_consumer_waiting_for_database",
 }
 # The families each component must expose (prometheus_client's names: counters without _total).
 FAMILIES = {

@@ -3,8 +3,19 @@ database that cannot take the request now (down, out of connections, shutting do
 
 from __future__ import annotations
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+# What a database that cannot be reached raises, for a loop that backs off and tries again (the outbox
+# relay, a consumer asking whether its database answers): SQLAlchemy wraps driver errors (a connection
+# dropped mid-query arrives as DBAPIError), asyncpg raises a refused connection as the socket's OSError.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DBAPIError,
+    OSError,
+)
 
 # SQLSTATE class 22, "data exception": a value out of range, not valid for its type, a U+0000 in text.
 DATA_EXCEPTION = "22"

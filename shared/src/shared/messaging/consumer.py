@@ -4,6 +4,12 @@ A message is acked only after the handler's transaction committed. That transact
 inbox row (``shared.messaging.inbox``), so a redelivered event is acked and skipped. A failing handler
 sends its delivery to a delay queue or the DLQ (``shared.messaging.redelivery``); the queues themselves
 are ``shared.messaging.topology``.
+
+Unless the consumer's own database cannot be reached: that is no fault of the event, and the delay
+queues' four attempts (1 s to 2 min apart) would send every event of a longer outage to the DLQ, for an
+operator to redrive. Then the event waits, unacked and in order, with its attempts untouched, while
+the consumer asks the database with backoff; it is handled as soon as the database answers (or given
+back to the broker if the consumer stops first).
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ from contextlib import AbstractContextManager
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db.errors import DATABASE_ERRORS
 from shared.db.unit_of_work import UnitOfWork, unit_of_work
 from shared.messaging.broker import ACK_SETTLE_GRACE, BROKER_ERRORS
 from shared.messaging.consumer_metrics import ConsumerMetrics
@@ -32,6 +39,13 @@ from shared.observability.tracing import process_span
 from shared.service.backoff import Backoff, pause
 
 log = logging.getLogger(__name__)
+
+# What a probe of a database that cannot be reached raises, its own bound included.
+PROBE_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, TimeoutError)
+# The probe's bound (asyncpg's own connect timeout is 5 s: shared.db.engine).
+DATABASE_PROBE_TIMEOUT = 10.0
+# The longest wait between two probes while the database is gone.
+DATABASE_WAIT_MAX = 10.0
 
 Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
 # Runs before the event's transaction opens: for slow work a handler needs done first (an HTTP call),
@@ -96,6 +110,7 @@ class EventConsumer:
             metrics.dead_lettered.labels(service, reason)
         metrics.up.labels(service)
         metrics.dlq_depth.labels(service)
+        metrics.waiting_for_database.labels(service)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -313,7 +328,8 @@ class EventConsumer:
         return outcomes
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
-        """Handle one delivery in its own transaction; a failure goes to retry or the DLQ."""
+        """Handle one delivery in its own transaction; a failure goes to retry or the DLQ, unless the
+        database cannot be reached: then the delivery waits for it (the module's docstring)."""
         service = self.topology.service
         result = self._parse(message)
         if isinstance(result, str):
@@ -321,25 +337,74 @@ class EventConsumer:
             await self.redelivery.dead_letter(self._channel, message, result, reason=reason)
             return
         event, handler = result
+        while True:
+            outcome = await self._attempt(message, event, handler)
+            if isinstance(outcome, str):
+                break
+            if await self._database_reachable():
+                await self.redelivery.retry_or_dead_letter(self._channel, message, outcome)
+                self.metrics.consumed.labels(service, event.type, "failed").inc()
+                return
+            if not await self._wait_for_database():
+                return  # stopping: left unacked, the broker gives it back with the channel
+        await message.ack()
+        self.metrics.consumed.labels(service, event.type, outcome).inc()
+
+    async def _attempt(
+        self, message: AbstractIncomingMessage, event: Event, handler: Handler
+    ) -> str | Exception:
+        """Handle the event once: its outcome (handled, duplicate), or what the handler raised."""
         token = request_id_var.set(event.correlation_id)
         start = time.perf_counter()
         try:
             with self._span(message, event):
-                outcome = await self._handle_once(event, handler)
+                return await self._handle_once(event, handler)
         except Exception as exc:
             log.warning(
                 "event handler failed",
                 exc_info=True,
                 extra={"event_id": str(event.id), "event_type": event.type},
             )
-            await self.redelivery.retry_or_dead_letter(self._channel, message, exc)
-            self.metrics.consumed.labels(service, event.type, "failed").inc()
-            return
+            return exc
         finally:
             request_id_var.reset(token)
-            self.metrics.handling.labels(service, event.type).observe(time.perf_counter() - start)
-        await message.ack()
-        self.metrics.consumed.labels(service, event.type, outcome).inc()
+            self.metrics.handling.labels(self.topology.service, event.type).observe(
+                time.perf_counter() - start
+            )
+
+    async def _database_reachable(self) -> bool:
+        """Whether the consumer's database answers now: after a failure, tells the event's fault (it
+        is retried, then dead-lettered) from the database's (the event waits for it)."""
+        try:
+            async with asyncio.timeout(DATABASE_PROBE_TIMEOUT), self.sessionmaker() as session:
+                await session.execute(text("SELECT 1"))
+        except PROBE_ERRORS as exc:
+            log.debug("database probe failed", extra={"error": str(exc) or type(exc).__name__})
+            return False
+        except Exception:
+            # Not a database out of reach: the event takes the ordinary way (retries, then the DLQ)
+            # rather than waiting for ever on what may be a bug.
+            log.exception("database probe failed unexpectedly")
+        return True
+
+    async def _wait_for_database(self) -> bool:
+        """Until the database answers (True) or the consumer stops (False), asking with backoff."""
+        service = self.topology.service
+        log.warning(
+            "the database cannot be reached; events wait for it, unacked", extra={"consumer": service}
+        )
+        waiting = self.metrics.waiting_for_database.labels(service)
+        waiting.set(1)
+        backoff = Backoff(maximum=DATABASE_WAIT_MAX)
+        try:
+            while not self._stopping.is_set():
+                await pause(next(backoff), self._stopping)
+                if not self._stopping.is_set() and await self._database_reachable():
+                    log.info("the database answers again; handling resumes", extra={"consumer": service})
+                    return True
+            return False
+        finally:
+            waiting.set(0)
 
     def _span(self, message: AbstractIncomingMessage, event: Event) -> AbstractContextManager[object]:
         """A consumer span continuing the trace in the message's headers (shared.observability.tracing)."""

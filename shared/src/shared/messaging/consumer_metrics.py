@@ -15,6 +15,7 @@ class ConsumerMetrics:
     handling: Histogram
     up: Gauge
     dlq_depth: Gauge
+    waiting_for_database: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
@@ -44,6 +45,12 @@ class ConsumerMetrics:
             dlq_depth=Gauge(
                 "event_dlq_messages",
                 "Messages waiting in the consumer's dead-letter queue (shared.messaging.dlq redrives them).",
+                ["consumer"],
+                registry=registry,
+            ),
+            waiting_for_database=Gauge(
+                "event_consumer_waiting_for_database",
+                "1 while the consumer holds an event because its own database cannot be reached.",
                 ["consumer"],
                 registry=registry,
             ),

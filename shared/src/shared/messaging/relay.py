@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiormq
-import asyncpg
 from sqlalchemy import ARRAY, BigInteger, Table, any_, bindparam, func, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.db.errors import DATABASE_ERRORS
 from shared.messaging.broker import BROKER_ERRORS, BrokerLink, PublishRejected
 from shared.messaging.events import EXCHANGE
 from shared.messaging.listen import ChannelListener
@@ -50,14 +49,6 @@ log = logging.getLogger(__name__)
 
 # The first key of the relays' advisory locks (two-int form): "outb". The second is from the table name.
 LOCK_SPACE = 0x6F757462
-
-# SQLAlchemy wraps driver errors: a connection dropped mid-query arrives as DBAPIError.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    DBAPIError,
-    OSError,
-)
 
 
 class OutboxRelay:
