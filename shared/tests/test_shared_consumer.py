@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -232,65 +233,70 @@ async def test_a_malformed_message_goes_straight_to_the_dlq_and_blocks_nothing(e
         await stop(consumer, task)
 
 
+@asynccontextmanager
+async def database_behind_a_proxy(env: Env) -> AsyncIterator[tuple[TcpProxy, AsyncEngine]]:
+    """An engine on the test's database through a ``TcpProxy`` the test can cut."""
+    url = env.engine.url
+    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    engine = make_engine(
+        f"postgresql://{url.username}@127.0.0.1:{proxy.port}/{url.database}", schema=str(env.metadata.schema)
+    )
+    try:
+        yield proxy, engine
+    finally:
+        await proxy.stop()
+        await engine.dispose()
+
+
 async def test_a_database_outage_holds_the_events_and_spends_none_of_their_attempts(env: Env) -> None:
     """With its database gone, every event would use up its attempts in the delay queues and land in
     the DLQ. They wait instead, unacked and in order, and are handled once the database is back."""
-    url = env.engine.url
-    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
-    via_proxy = make_engine(
-        f"postgresql://{url.username}@127.0.0.1:{proxy.port}/{url.database}", schema=str(env.metadata.schema)
-    )
     registry = CollectorRegistry()
     handler = FlakyHandler(env.effects, failures=0)
-    consumer = consumer_for(env, handler, registry, engine=via_proxy)
-    task = await running(consumer)
-    try:
-        await proxy.cut()
-        events = [deactivated() for _ in range(3)]
-        for event in events:
-            await publish(env.amqp_url, event.model_dump_json().encode(), str(event.id))
-        waiting = {"consumer": env.service}
-        await eventually(
-            lambda: registry.get_sample_value("event_consumer_waiting_for_database", waiting) == 1,
-            message="the consumer never waited for its database",
-        )
-        assert await count(env.engine, env.effects) == 0
+    async with database_behind_a_proxy(env) as (proxy, via_proxy):
+        consumer = consumer_for(env, handler, registry, engine=via_proxy)
+        task = await running(consumer)
+        try:
+            await proxy.cut()
+            events = [deactivated() for _ in range(3)]
+            for event in events:
+                await publish(env.amqp_url, event.model_dump_json().encode(), str(event.id))
+            waiting = {"consumer": env.service}
+            await eventually(
+                lambda: registry.get_sample_value("event_consumer_waiting_for_database", waiting) == 1,
+                message="the consumer never waited for its database",
+            )
+            assert await count(env.engine, env.effects) == 0
 
-        await proxy.restore()
-        await eventually(lambda: count(env.engine, env.effects), equals=3, timeout=30)
-        async with env.engine.connect() as conn:
-            handled = (await conn.execute(select(env.effects.c.user_id).order_by(env.effects.c.id))).scalars()
-            assert list(handled) == [e.data.user_id for e in events]
-        assert registry.get_sample_value("event_consumer_waiting_for_database", waiting) == 0
-        assert registry.get_sample_value("events_retried_total", waiting) == 0
-        assert await list_dead_letters(env.amqp_url, env.service) == []
-    finally:
-        await stop(consumer, task)
-        await proxy.stop()
-        await via_proxy.dispose()
+            await proxy.restore()
+            await eventually(lambda: count(env.engine, env.effects), equals=3, timeout=30)
+            async with env.engine.connect() as conn:
+                handled = (
+                    await conn.execute(select(env.effects.c.user_id).order_by(env.effects.c.id))
+                ).scalars()
+                assert list(handled) == [e.data.user_id for e in events]
+            assert registry.get_sample_value("event_consumer_waiting_for_database", waiting) == 0
+            assert registry.get_sample_value("events_retried_total", waiting) == 0
+            assert await list_dead_letters(env.amqp_url, env.service) == []
+        finally:
+            await stop(consumer, task)
 
 
 async def test_a_consumer_stopped_while_it_waits_for_its_database_gives_the_event_back(env: Env) -> None:
-    url = env.engine.url
-    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
-    via_proxy = make_engine(
-        f"postgresql://{url.username}@127.0.0.1:{proxy.port}/{url.database}", schema=str(env.metadata.schema)
-    )
     registry = CollectorRegistry()
-    consumer = consumer_for(env, FlakyHandler(env.effects, failures=0), registry, engine=via_proxy)
-    task = await running(consumer)
-    try:
-        await proxy.cut()
-        event = deactivated()
-        await publish(env.amqp_url, event.model_dump_json().encode(), str(event.id))
-        waiting = {"consumer": env.service}
-        await eventually(
-            lambda: registry.get_sample_value("event_consumer_waiting_for_database", waiting) == 1
-        )
-    finally:
-        await stop(consumer, task)
-        await proxy.stop()
-        await via_proxy.dispose()
+    waiting = {"consumer": env.service}
+    async with database_behind_a_proxy(env) as (proxy, via_proxy):
+        consumer = consumer_for(env, FlakyHandler(env.effects, failures=0), registry, engine=via_proxy)
+        task = await running(consumer)
+        try:
+            await proxy.cut()
+            event = deactivated()
+            await publish(env.amqp_url, event.model_dump_json().encode(), str(event.id))
+            await eventually(
+                lambda: registry.get_sample_value("event_consumer_waiting_for_database", waiting) == 1
+            )
+        finally:
+            await stop(consumer, task)
     queue = Topology(env.service, []).queue
     await eventually(
         lambda: queue_depth(env.amqp_url, queue), equals=1, message="the event was not given back"
