@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from shared.devstack import Stack
+from shared.testing.waits import eventually_blocking
 
 from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 
@@ -58,13 +59,12 @@ def finished(gateway: httpx.Client, admin: dict[str, str], job: str, run_id: str
 
 def idle(gateway: httpx.Client, admin: dict[str, str], job: str) -> None:
     """Wait out a scheduled run of ``job`` under way (users runs its schedule on the wall clock)."""
-    deadline = time.monotonic() + 30
-    while True:
+
+    def ended() -> bool:
         [row] = [j for j in gateway.get(JOBS, headers=admin).json()["items"] if j["name"] == job]
-        if row["last_run"] is None or row["last_run"]["status"] != "running":
-            return
-        assert time.monotonic() < deadline, f"a run of {job} did not end"
-        time.sleep(0.05)
+        return row["last_run"] is None or row["last_run"]["status"] != "running"
+
+    eventually_blocking(ended, timeout=30, message=f"a run of {job} did not end", interval=0.05)
 
 
 def test_an_admin_steers_the_jobs_through_the_gateway(gateway: httpx.Client, admin: dict[str, str]) -> None:
